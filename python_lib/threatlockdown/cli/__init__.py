@@ -1,0 +1,1 @@
+"""The ``tld`` command line: one module per sub-command."""

@@ -1,0 +1,1 @@
+"""Wazuh-4.x-compatible ruleset: pre-decoding, decoders, rules and the rule engine."""
