@@ -1,0 +1,347 @@
+"""Benchmark: ``tld analyze`` against ``fail2ban-regex`` on the same sshd corpus, one core, one run.
+
+Both tools read the same file on the same machine within one invocation, each pinned to the same core with
+``taskset``, so the ratio between them is the figure that carries over to other machines. Wall time
+includes interpreter start-up for both (both are Python programs). Peak RSS is the child's own maximum
+resident set size as returned by ``os.wait4``.
+
+Usage: bench_analyze.py [--corpus PATH | --lines N --seed S] [--repeat N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+GOAL_RATIO = 3.0
+BENCH_DIR = Path(__file__).resolve().parent
+GENERATOR = BENCH_DIR / "gen_sshd_corpus.py"
+DEFAULT_FILTER = Path("/etc/fail2ban/filter.d/sshd.conf")
+
+# "analyzed 250000 lines, 61234 alerts in 2.31 s (108225 lines/s)"
+_TLD_SUMMARY = re.compile(r"analyzed\s+(\d+)\s+lines?,\s+(\d+)\s+alerts?\s+in\s+([0-9.]+)\s*s\b")
+# "Lines: 250000 lines, 49652 ignored, 35389 matched, 164959 missed" ... "[processed in 14.97 sec]"
+_F2B_LINES = re.compile(r"Lines:\s+(\d+)\s+lines,\s+(\d+)\s+ignored,\s+(\d+)\s+matched,\s+(\d+)\s+missed")
+_F2B_PROCESSED = re.compile(r"\[processed in ([0-9.]+) sec\]")
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One finished child process: what it printed and what it cost."""
+
+    returncode: int
+    wall_seconds: float
+    peak_rss_kib: int
+    output: str  # stdout, then stderr
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a tool says about its own run."""
+
+    lines: int
+    detections: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    command: list[str]
+    parse: Callable[[str], Summary | None]
+    detections_label: str
+
+
+@dataclass
+class ToolResult:
+    """Best-of-N figures for one tool, or the reason it could not be measured."""
+
+    tool: str
+    command: list[str]
+    lines: int
+    detections_label: str
+    runs_seconds: list[float] = field(default_factory=list)
+    best_seconds: float | None = None
+    lines_per_second: float | None = None
+    detections: int | None = None
+    peak_rss_kib: int | None = None
+    self_reported_seconds: float | None = None
+    tool_reported_lines: int | None = None
+    error: str | None = None
+
+
+def run_child(command: Sequence[str], timeout: float) -> ChildRun:
+    """Runs ``command`` to completion, timing it and taking its peak RSS from ``os.wait4``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        # A timer rather than Popen.wait(timeout): Popen.wait would reap the child and lose its rusage.
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode("utf-8", "replace") + "\n" + err.read().decode("utf-8", "replace")
+        # ru_maxrss is in kibibytes on Linux.
+        return ChildRun(proc.returncode, wall, int(usage.ru_maxrss), text)
+
+
+def parse_tld_summary(text: str) -> Summary | None:
+    found = _TLD_SUMMARY.findall(text)
+    if not found:
+        return None
+    lines, alerts, seconds = found[-1]
+    return Summary(int(lines), int(alerts), float(seconds))
+
+
+def parse_fail2ban_summary(text: str) -> Summary | None:
+    lines = _F2B_LINES.search(text)
+    processed = _F2B_PROCESSED.search(text)
+    if lines is None or processed is None:
+        return None
+    # "matched" counts failures only; NOFAIL hits (Accepted, disconnects) are reported as "ignored".
+    return Summary(int(lines.group(1)), int(lines.group(3)), float(processed.group(1)))
+
+
+def count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+def fold_runs(spec: ToolSpec, lines: int, runs: Sequence[ChildRun]) -> ToolResult:
+    """Turns the runs of one tool into its result; any failed run marks the tool as not measured."""
+    result = ToolResult(spec.name, spec.command, lines, spec.detections_label)
+    best_wall = float("inf")
+    for run in runs:
+        summary = spec.parse(run.output)
+        if run.returncode != 0 or summary is None:
+            why = f"exit status {run.returncode}" if run.returncode != 0 else "no summary line in its output"
+            tail = "\n".join("    " + s for s in run.output.strip().splitlines()[-8:])
+            result.error = f"{spec.name} failed ({why}): {' '.join(spec.command)}"
+            if tail:
+                result.error += "\n" + tail
+            return result
+        result.runs_seconds.append(run.wall_seconds)
+        result.peak_rss_kib = max(result.peak_rss_kib or 0, run.peak_rss_kib)
+        result.detections = summary.detections
+        result.tool_reported_lines = summary.lines
+        if run.wall_seconds < best_wall:
+            best_wall = run.wall_seconds
+            result.self_reported_seconds = summary.seconds
+    if result.runs_seconds:
+        result.best_seconds = best_wall
+        result.lines_per_second = lines / best_wall
+    return result
+
+
+def speed_ratio(ours: ToolResult, theirs: ToolResult | None) -> float | None:
+    if theirs is None or ours.lines_per_second is None or theirs.lines_per_second is None:
+        return None
+    return ours.lines_per_second / theirs.lines_per_second
+
+
+def _first_line_of(command: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(command), capture_output=True, text=True, timeout=60, check=False)
+    except OSError as exc:
+        return f"unknown ({exc})"
+    text = (done.stdout or done.stderr).strip()
+    if done.returncode != 0 or not text:
+        return f"unknown (exit status {done.returncode})"
+    return text.splitlines()[0]
+
+
+def machine_facts(fail2ban: str | None, tld: Path) -> dict[str, str]:
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "tld": _first_line_of([str(tld), "--version"]) if tld.exists() else "not found",
+        "fail2ban": _first_line_of([fail2ban, "--version"]) if fail2ban else "not found",
+    }
+
+
+def _pinned(command: list[str], cpu: int, taskset: str | None) -> list[str]:
+    return [taskset, "-c", str(cpu), *command] if taskset else command
+
+
+def _make_corpus(args: argparse.Namespace) -> Path:
+    if args.corpus:
+        path = Path(args.corpus).resolve()
+        if not path.is_file():
+            raise SystemExit(f"bench_analyze: corpus {path} does not exist")
+        return path
+    path = BENCH_DIR / "out" / f"sshd-{args.lines}-seed{args.seed}.log"
+    command = [sys.executable, str(GENERATOR), "--lines", str(args.lines), "--seed", str(args.seed)]
+    done = subprocess.run([*command, "--out", str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_analyze: corpus generation failed:\n{done.stderr.strip()}")
+    return path
+
+
+def _format_table(results: Sequence[ToolResult]) -> str:
+    header = ("tool", "lines", "seconds", "lines/s", "alerts/matches", "peak RSS MiB", "self-reported s")
+    rows = [header]
+    for r in results:
+        if r.error is not None:
+            rows.append((r.tool, str(r.lines), "-", "-", "-", "-", "-"))
+            continue
+        rows.append(
+            (
+                r.tool,
+                str(r.lines),
+                f"{r.best_seconds:.2f}",
+                f"{r.lines_per_second:,.0f}",
+                f"{r.detections} {r.detections_label}",
+                f"{(r.peak_rss_kib or 0) / 1024:.0f}",
+                f"{r.self_reported_seconds:.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _why_no_ratio(ours: ToolResult, theirs: ToolResult | None) -> str:
+    if theirs is None:
+        return "fail2ban-regex not found"
+    failed = [r.tool for r in (ours, theirs) if r.error]
+    return f"{' and '.join(failed)} not measured" if failed else ""
+
+
+def _goal_line(ratio: float | None, why_unknown: str) -> str:
+    if ratio is None:
+        return f"goal: >= {GOAL_RATIO:.1f}x fail2ban: NOT MET (no ratio: {why_unknown})"
+    verdict = "MET" if ratio >= GOAL_RATIO else "NOT MET"
+    return f"goal: >= {GOAL_RATIO:.1f}x fail2ban: {verdict} (measured {ratio:.2f}x)"
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Time `tld analyze` against `fail2ban-regex` on one sshd corpus.")
+    p.add_argument("--corpus", help="use this log file instead of generating one")
+    p.add_argument("--lines", type=int, default=250_000, help="lines to generate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="generator seed (default %(default)s)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per tool, the best one counts (default 1)")
+    p.add_argument("--cpu", type=int, default=0, help="core both tools are pinned to (default 0)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before a run is killed")
+    p.add_argument("--tld", help="tld executable (default: the one next to this Python)")
+    p.add_argument("--filter", default=str(DEFAULT_FILTER), help="fail2ban filter (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be >= 1")
+    if args.lines < 1:
+        p.error("--lines must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    # The console script of this very venv, so the benchmark measures the checked-out code.
+    tld = Path(args.tld) if args.tld else Path(sys.executable).parent / "tld"
+    fail2ban = shutil.which("fail2ban-regex")
+    taskset = shutil.which("taskset")
+    notes: list[str] = []
+    if taskset is None:
+        notes.append("taskset not found: runs are NOT pinned to one core")
+    if fail2ban is None:
+        notes.append(
+            "fail2ban-regex not found (Debian package fail2ban, see scripts/setup.sh): reporting tld only"
+        )
+
+    corpus = _make_corpus(args)
+    lines = count_lines(corpus)
+    specs = [
+        ToolSpec(
+            "ThreatLockDown",
+            _pinned([str(tld), "analyze", str(corpus), "--alerts", os.devnull], args.cpu, taskset),
+            parse_tld_summary,
+            "alerts",
+        )
+    ]
+    if fail2ban is not None:
+        specs.append(
+            ToolSpec(
+                "fail2ban-regex",
+                _pinned([fail2ban, str(corpus), args.filter], args.cpu, taskset),
+                parse_fail2ban_summary,
+                "matches",
+            )
+        )
+
+    runs: dict[str, list[ChildRun]] = {spec.name: [] for spec in specs}
+    for round_no in range(args.repeat):
+        # Alternate the tools so slow drift on the machine (thermal, neighbours) hits both alike.
+        for spec in specs:
+            print(f"bench_analyze: round {round_no + 1}/{args.repeat}: {spec.name}", file=sys.stderr)
+            runs[spec.name].append(run_child(spec.command, args.timeout))
+    results = [fold_runs(spec, lines, runs[spec.name]) for spec in specs]
+    ours = results[0]
+    theirs = results[1] if len(results) > 1 else None
+    ratio = speed_ratio(ours, theirs)
+    goal = _goal_line(ratio, _why_no_ratio(ours, theirs))
+    facts = machine_facts(fail2ban, tld)
+
+    if args.json:
+        document: dict[str, Any] = {
+            "corpus": {"path": str(corpus), "lines": lines, "seed": None if args.corpus else args.seed},
+            "pinned_cpu": args.cpu if taskset else None,
+            "repeat": args.repeat,
+            "machine": facts,
+            "results": [asdict(r) for r in results],
+            "ratio": ratio,
+            "goal": {"ratio": GOAL_RATIO, "met": ratio is not None and ratio >= GOAL_RATIO, "text": goal},
+            "notes": notes,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for note in notes:
+            print(f"note: {note}")
+        print("machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+        pinning = f"pinned to cpu {args.cpu}" if taskset else "not pinned"
+        print(f"corpus: {corpus} ({lines} lines), best of {args.repeat}, {pinning}")
+        print(_format_table(results))
+        for r in results:
+            if r.error:
+                print(f"error: {r.error}")
+        print(f"ratio ThreatLockDown/fail2ban (lines/s): {f'{ratio:.2f}x' if ratio is not None else 'n/a'}")
+        print(goal)
+    # Missing the goal is a finding, not a failure; not being able to measure tld at all is.
+    return 1 if ours.error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
