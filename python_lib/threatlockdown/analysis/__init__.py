@@ -1,0 +1,1 @@
+"""From a raw log line to an alert: the analysis pipeline and the alerts.json format."""

@@ -1,0 +1,148 @@
+"""The alerts.json object, in Wazuh 4.x's schema and key order."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from ..ruleset.engine import Match
+from ..ruleset.event import Event
+from ..ruleset.rules import COMPLIANCE_PREFIXES, Rule
+from . import mitre
+
+# Static data fields first, in the order Wazuh writes them.
+_STATIC_ORDER = (
+    "protocol",
+    "action",
+    "srcip",
+    "srcport",
+    "srcuser",
+    "dstip",
+    "dstport",
+    "dstuser",
+    "id",
+    "status",
+    "url",
+    "data",
+    "extra_data",
+    "system_name",
+)
+_DESC_FIELD = re.compile(r"\$\(([^)]+)\)")
+
+
+def format_timestamp(epoch: float) -> str:
+    """2022-05-11T12:29:19.905+0000"""
+    lt = time.localtime(epoch)
+    millis = int((epoch - int(epoch)) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + f".{millis:03d}" + time.strftime("%z", lt)
+
+
+def describe(rule: Rule, event: Event) -> str:
+    """The description with $(field) replaced by the event's value (empty when absent)."""
+    desc = rule.description
+    if "$(" not in desc:
+        return desc
+    return _DESC_FIELD.sub(lambda m: _lookup(event, m.group(1)), desc)
+
+
+def _lookup(event: Event, name: str) -> str:
+    if name in ("program_name", "hostname", "location"):
+        return str(getattr(event, name))
+    return event.fields.get(name, "")
+
+
+def rule_object(rule: Rule, match: Match, event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"level": rule.level, "description": describe(rule, event), "id": rule.id}
+    if rule.mitre_ids:
+        out["mitre"] = mitre.expand(rule.mitre_ids)
+    if rule.frequency is not None and match.previous:
+        out["frequency"] = rule.frequency
+    if "no_counter" not in rule.options:
+        out["firedtimes"] = match.firedtimes
+    out["mail"] = "alert_by_email" in rule.options
+    plain: list[str] = []
+    compliance: dict[str, list[str]] = {}
+    for g in rule.groups:
+        for prefix in COMPLIANCE_PREFIXES:
+            if g.startswith(prefix):
+                compliance.setdefault(prefix[:-1], []).append(g[len(prefix) :])
+                break
+        else:
+            plain.append(g)
+    out["groups"] = plain
+    for key in sorted(compliance):
+        out[key] = compliance[key]
+    for kind, text in rule.info:
+        if kind == "cve":
+            out["cve"] = text
+        else:
+            out.setdefault("info", text)
+    return out
+
+
+def data_object(fields: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in _STATIC_ORDER:
+        if key in fields:
+            data[key] = fields[key]
+    for key, value in fields.items():
+        if key in data:
+            continue
+        if "." not in key:
+            data[key] = value
+            continue
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[part] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def alert_object(
+    event: Event,
+    match: Match,
+    *,
+    epoch: float,
+    alert_id: str,
+    manager_name: str,
+) -> dict[str, Any]:
+    """The full alerts.json object; ``rule`` is absent when no rule matched (logtest output)."""
+    rule = match.rule
+    out: dict[str, Any] = {"timestamp": format_timestamp(epoch)}
+    if rule is not None:
+        out["rule"] = rule_object(rule, match, event)
+    agent: dict[str, Any] = {"id": event.agent_id, "name": event.agent_name or manager_name}
+    if event.agent_ip:
+        agent["ip"] = event.agent_ip
+    out["agent"] = agent
+    out["manager"] = {"name": manager_name}
+    out["id"] = alert_id
+    if match.previous:
+        out["previous_output"] = "\n".join(e.full_log for e in match.previous)
+    if rule is None or "no_full_log" not in rule.options:
+        out["full_log"] = event.full_log
+    pre: dict[str, str] = {}
+    if event.program_name:
+        pre["program_name"] = event.program_name
+    if event.timestamp:
+        pre["timestamp"] = event.timestamp
+    if event.hostname and event.hostname_in_alert:
+        pre["hostname"] = event.hostname
+    if pre:
+        out["predecoder"] = pre
+    if event.decoder_name:
+        dec: dict[str, str] = {}
+        if event.decoder_parent:
+            dec["parent"] = event.decoder_parent
+        dec["name"] = event.decoder_name
+        out["decoder"] = dec
+    if event.fields:
+        out["data"] = data_object(event.fields)
+    out["location"] = event.location
+    return out

@@ -1,0 +1,58 @@
+"""Event time from a log header's timestamp text, for replaying old logs (tld analyze).
+
+Live analysis uses the wall clock, as Wazuh does; a replay must use the time the line was written or
+every frequency rule would see the whole file inside one timeframe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
+@dataclass
+class ReplayClock:
+    """Turns header timestamps into epoch seconds; keeps the last good one for lines without."""
+
+    year: int = field(default_factory=lambda: time.localtime().tm_year)
+    last: float = field(default_factory=time.time)
+    _cache_key: str = ""
+    _cache_val: float = 0.0
+
+    def time_of(self, stamp: str) -> float:
+        if not stamp:
+            return self.last
+        if stamp == self._cache_key:
+            return self._cache_val
+        value = self._parse(stamp)
+        if value is None:
+            return self.last
+        self._cache_key, self._cache_val, self.last = stamp, value, value
+        return value
+
+    def _parse(self, stamp: str) -> float | None:
+        parts = stamp.split()
+        try:
+            if len(parts) == 3 and parts[0][:3].lower() in _MONTHS:  # Mmm dd hh:mm:ss
+                h, m, s = (int(x) for x in parts[2].split(":"))
+                return time.mktime(
+                    (self.year, _MONTHS[parts[0][:3].lower()], int(parts[1]), h, m, s, 0, 0, -1)
+                )
+            if len(parts) == 4 and parts[0].isdigit() and parts[1][:3].lower() in _MONTHS:
+                h, m, s = (int(x) for x in parts[3].split(":"))
+                return time.mktime(
+                    (int(parts[0]), _MONTHS[parts[1][:3].lower()], int(parts[2]), h, m, s, 0, 0, -1)
+                )
+            text = stamp.replace(",", ".")
+            dt = datetime.fromisoformat(text)
+            return dt.timestamp()
+        except (ValueError, OverflowError):
+            return None

@@ -1,0 +1,103 @@
+"""One analysis session: pre-decoding, decoding and rule matching with shared correlation state.
+
+``tld logtest``, ``tld analyze`` and the manager daemon each drive a session; sessions never share state.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ruleset.engine import Match, RuleEngine
+from ..ruleset.event import Event, Predecoded
+from ..ruleset.loader import Ruleset
+from ..ruleset.predecoder import predecode, predecode_journald
+from ..ruleset.rules import Rule
+from .alert import alert_object
+
+# Wazuh truncates events at 64 KiB (OS_MAXSTR); longer lines are cut, never rejected.
+MAX_EVENT_CHARS = 65536
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """Who sent an event. The manager itself is agent 000."""
+
+    id: str = "000"
+    name: str = ""
+    ip: str = ""
+
+
+def manager_hostname() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+@dataclass
+class ProcessResult:
+    event: Event
+    match: Match
+    epoch: float
+    alert_id: str
+    manager_name: str
+    log_alert_level: int
+
+    @property
+    def rule(self) -> Rule | None:
+        return self.match.rule
+
+    @property
+    def alert(self) -> bool:
+        """A rule of level > 0 matched and its level reaches log_alert_level."""
+        rule = self.match.rule
+        return self.match.alert and rule is not None and rule.level >= self.log_alert_level
+
+    @property
+    def logged(self) -> bool:
+        """Written to alerts.json (alert, and the rule does not say no_log)."""
+        rule = self.match.rule
+        return self.alert and rule is not None and "no_log" not in rule.options
+
+    def output(self) -> dict[str, Any]:
+        return alert_object(
+            self.event, self.match, epoch=self.epoch, alert_id=self.alert_id, manager_name=self.manager_name
+        )
+
+
+@dataclass
+class AnalysisSession:
+    ruleset: Ruleset
+    log_alert_level: int = 3
+    manager_name: str = field(default_factory=manager_hostname)
+    # Event time: wall clock by default; a replay passes a function of the event.
+    clock: Callable[[Event], float] | None = None
+    engine: RuleEngine = field(init=False)
+    _counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.engine = RuleEngine(self.ruleset.rules)
+
+    def process(self, line: str, location: str = "stdin", agent: AgentInfo | None = None) -> ProcessResult:
+        if len(line) > MAX_EVENT_CHARS:
+            line = line[:MAX_EVENT_CHARS]
+        return self._run(predecode(line), line, location, agent)
+
+    def process_journald(
+        self, record: Mapping[str, Any], location: str = "journald", agent: AgentInfo | None = None
+    ) -> ProcessResult:
+        full_log, pre = predecode_journald(record)
+        return self._run(pre, full_log[:MAX_EVENT_CHARS], location, agent)
+
+    def _run(self, pre: Predecoded, full_log: str, location: str, agent: AgentInfo | None) -> ProcessResult:
+        event = Event.from_predecoded(pre, full_log, location)
+        if agent is not None:
+            event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
+        self.ruleset.decoders.decode(event)
+        now = self.clock(event) if self.clock is not None else time.time()
+        match = self.engine.evaluate(event, now)
+        self._counter += 1
+        return ProcessResult(
+            event, match, now, f"{int(now)}.{self._counter}", self.manager_name, self.log_alert_level
+        )

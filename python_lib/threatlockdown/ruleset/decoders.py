@@ -1,0 +1,375 @@
+"""Wazuh-format decoders: loading from XML and decoding events.
+
+Selection follows Wazuh 4.x: parents are tried in load order (those with a ``program_name`` only for
+events that have one); the first parent whose program_name and prematch match is chosen, with no
+fallback. Its first child whose prematch matches (or the first child without prematch) is used; children
+sharing a name form a chain whose regexes run one after the other. Children report the parent's name
+unless ``use_own_name`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from ..errors import SourceError
+from ..xmlsrc import line_of, text_of
+from .event import Event
+from .osregex import OsMatch, OsRegex, PatternError, compile_pattern
+from .variables import Variables
+
+# Decoder ``order`` names that are static fields in Wazuh; ``user`` is stored as dstuser.
+_ORDER_ALIASES = {"user": "dstuser", "extra_data": "extra_data", "data": "data"}
+
+_DECODER_ELEMENTS = frozenset(
+    {
+        "parent",
+        "program_name",
+        "prematch",
+        "regex",
+        "order",
+        "fts",
+        "ftscomment",
+        "plugin_decoder",
+        "use_own_name",
+        "type",
+        "accumulate",
+        "json_null_field",
+        "json_array_structure",
+        "var",
+    }
+)
+_OFFSETS = frozenset({"after_parent", "after_prematch", "after_regex"})
+_PLUGINS = frozenset({"JSON_Decoder", "json_decoder"})
+
+Pattern = OsMatch | OsRegex
+
+
+@dataclass(eq=False)
+class Decoder:
+    name: str
+    path: str
+    line: int | None
+    parent: str | None = None
+    program_name: Pattern | None = None
+    prematch: OsRegex | None = None
+    prematch_after_parent: bool = False
+    regex: OsRegex | None = None
+    regex_offset: str | None = None
+    order: tuple[str, ...] = ()
+    plugin: str | None = None
+    plugin_offset: str | None = None
+    use_own_name: bool = False
+    type: str = "syslog"
+    json_null_field: str = "empty"
+    children: list[Decoder] = field(default_factory=list)
+    # True when the next sibling has the same name: its regex continues this one's.
+    chained: bool = False
+    # The name alerts show and <decoded_as> compares with.
+    shown_name: str = ""
+
+
+@dataclass
+class DecoderSet:
+    """All parents in load order, split like Wazuh into with/without program_name lists."""
+
+    parents: list[Decoder] = field(default_factory=list)
+    by_name: dict[str, Decoder] = field(default_factory=dict)
+    _pn_cache: dict[str, tuple[Decoder, ...]] = field(default_factory=dict)
+    _nopn: tuple[Decoder, ...] = ()
+
+    def finish(self) -> None:
+        for parent in self.parents:
+            parent.shown_name = parent.name
+            kids = parent.children
+            for i, child in enumerate(kids):
+                child.shown_name = child.name if child.use_own_name else parent.name
+                child.chained = i + 1 < len(kids) and kids[i + 1].name == child.name
+        self._nopn = tuple(p for p in self.parents if p.program_name is None)
+        self._pn_cache.clear()
+
+    def candidates(self, program_name: str) -> tuple[Decoder, ...]:
+        """Parents worth trying for an event; cached per program name (a small, bounded set)."""
+        if not program_name:
+            return self._nopn
+        cached = self._pn_cache.get(program_name)
+        if cached is None:
+            lowered = program_name.lower()
+            cached = tuple(
+                p
+                for p in self.parents
+                if p.program_name is None or _pattern_hits(p.program_name, program_name, lowered)
+            )
+            if len(self._pn_cache) > 4096:
+                self._pn_cache.clear()
+            self._pn_cache[program_name] = cached
+        return cached
+
+    def decode(self, event: Event) -> None:
+        """Fill event.decoder_* and event.fields."""
+        log = event.log
+        for parent in self.candidates(event.program_name):
+            pmatch = 0
+            if parent.prematch is not None:
+                m = parent.prematch.search(log)
+                if m is None:
+                    continue
+                pmatch = m.end()
+            _decode_with(parent, event, log, pmatch)
+            return
+
+
+def _pattern_hits(pattern: Pattern, text: str, lowered: str) -> bool:
+    if isinstance(pattern, OsMatch):
+        return pattern.matches(lowered)
+    return pattern.search(text) is not None
+
+
+def _set_decoder(event: Event, dec: Decoder, parent: Decoder) -> None:
+    event.decoder_name = dec.shown_name
+    event.decoder_id = dec.shown_name
+    event.decoder_parent = parent.name if dec is not parent else ""
+
+
+def _decode_with(parent: Decoder, event: Event, log: str, pmatch: int) -> None:
+    _set_decoder(event, parent, parent)
+    kids = parent.children
+    chosen: Decoder | None = None
+    cmatch = pmatch
+    index = 0
+    if not kids:
+        chosen = parent
+    else:
+        while index < len(kids):
+            child = kids[index]
+            if child.prematch is None:
+                chosen, cmatch = child, pmatch
+                break
+            start = pmatch if child.prematch_after_parent else 0
+            m = child.prematch.search(log[start:] if start else log)
+            if m is not None:
+                chosen, cmatch = child, start + m.end()
+                _set_decoder(event, child, parent)
+                break
+            # A chain whose first member failed is skipped as a whole.
+            while index < len(kids) and kids[index].chained:
+                index += 1
+            index += 1
+    if chosen is None:
+        return
+    if chosen.plugin is not None:
+        start = (
+            pmatch
+            if chosen.plugin_offset == "after_parent"
+            else (cmatch if chosen.plugin_offset == "after_prematch" else 0)
+        )
+        _json_plugin(chosen, event, log[start:])
+        return
+    prev_end: int | None = None
+    node: Decoder | None = chosen
+    while node is not None:
+        if node.regex is None:
+            return
+        offset = node.regex_offset
+        if offset == "after_parent":
+            start = pmatch
+        elif offset == "after_prematch":
+            start = cmatch
+        elif offset == "after_regex":
+            start = prev_end if prev_end is not None else cmatch
+        else:
+            start = 0
+        m = node.regex.search(log[start:] if start else log)
+        nxt = _next_in_chain(kids, node) if node.chained else None
+        if m is None:
+            prev_end = None
+            node = nxt
+            continue
+        prev_end = start + m.end()
+        _set_decoder(event, node, parent)
+        _store(event, node.order, [g for g in m.groups() if g is not None])
+        node = nxt
+
+
+def _next_in_chain(kids: list[Decoder], node: Decoder) -> Decoder | None:
+    i = kids.index(node)
+    return kids[i + 1] if i + 1 < len(kids) else None
+
+
+def _store(event: Event, order: tuple[str, ...], values: list[str]) -> None:
+    fields = event.fields
+    for name, value in zip(order, values, strict=False):
+        fields[_ORDER_ALIASES.get(name, name)] = value
+
+
+def _json_plugin(dec: Decoder, event: Event, text: str) -> None:
+    start = text.find("{")
+    if start < 0:
+        return
+    try:
+        obj = json.loads(text[start:])
+    except ValueError:
+        return
+    if not isinstance(obj, dict):
+        return
+    for key, value in _flatten(obj, "", dec.json_null_field):
+        event.fields[key] = value
+
+
+def _flatten(obj: dict[str, Any], prefix: str, null_mode: str) -> Iterator[tuple[str, str]]:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{name}.", null_mode)
+        elif value is None:
+            if null_mode == "empty":
+                yield name, ""
+            elif null_mode == "string":
+                yield name, "null"
+        elif isinstance(value, bool):
+            yield name, "true" if value else "false"
+        elif isinstance(value, str):
+            yield name, value
+        else:
+            yield name, json.dumps(value, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass
+class DecoderLoader:
+    """Builds a DecoderSet from decoder files; collects every error instead of stopping at the first."""
+
+    variables: Variables = field(default_factory=Variables)
+    errors: list[SourceError] = field(default_factory=list)
+    decoders: DecoderSet = field(default_factory=DecoderSet)
+
+    def load_elements(self, path: str, elements: Iterable[etree._Element]) -> None:
+        for el in elements:
+            if el.tag == "var":
+                name = el.get("name")
+                if not name:
+                    self._err(path, el, "var", "missing name attribute")
+                else:
+                    self.variables.define(name, text_of(el))
+            elif el.tag == "decoder":
+                dec = self._parse(path, el)
+                if dec is not None:
+                    self._add(path, el, dec)
+            else:
+                self._err(path, el, el.tag, "unknown element in a decoder file (expected <decoder> or <var>)")
+
+    def _err(self, path: str, el: etree._Element, tag: str, msg: str) -> None:
+        self.errors.append(SourceError(path, line_of(el), str(tag), msg))
+
+    def _pattern(self, path: str, el: etree._Element, default: str) -> Any:
+        try:
+            return compile_pattern(self.variables.expand(text_of(el)), el.get("type", ""), default=default)
+        except PatternError as exc:
+            self._err(path, el, str(el.tag), f"invalid pattern: {exc}")
+            return None
+
+    def _parse(self, path: str, el: etree._Element) -> Decoder | None:
+        name = (el.get("name") or "").strip()
+        if not name:
+            self._err(path, el, "decoder", "missing name attribute")
+            return None
+        dec = Decoder(name=name, path=path, line=line_of(el))
+        ok = True
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            tag = child.tag
+            if tag not in _DECODER_ELEMENTS:
+                self._err(path, child, tag, f"unknown element in decoder '{name}'")
+                ok = False
+                continue
+            value = text_of(child)
+            if tag == "parent":
+                dec.parent = value
+            elif tag == "program_name":
+                dec.program_name = self._pattern(path, child, "osmatch")
+                ok = ok and dec.program_name is not None
+            elif tag == "prematch":
+                pat = self._pattern(path, child, "osregex")
+                if isinstance(pat, OsMatch):
+                    self._err(path, child, tag, "prematch must be osregex or pcre2")
+                    pat = None
+                dec.prematch = pat
+                ok = ok and pat is not None
+                offset = child.get("offset")
+                if offset not in (None, "after_parent"):
+                    self._err(path, child, tag, f"invalid offset '{offset}' (prematch allows after_parent)")
+                    ok = False
+                dec.prematch_after_parent = offset == "after_parent"
+            elif tag == "regex":
+                pat = self._pattern(path, child, "osregex")
+                if isinstance(pat, OsMatch):
+                    self._err(path, child, tag, "regex must be osregex or pcre2")
+                    pat = None
+                dec.regex = pat
+                ok = ok and pat is not None
+                offset = child.get("offset")
+                if offset is not None and offset not in _OFFSETS:
+                    self._err(path, child, tag, f"invalid offset '{offset}'")
+                    ok = False
+                dec.regex_offset = offset
+            elif tag == "order":
+                dec.order = tuple(p.strip() for p in value.split(",") if p.strip())
+            elif tag == "plugin_decoder":
+                if value not in _PLUGINS:
+                    self._err(path, child, tag, f"unknown plugin decoder '{value}' (supported: JSON_Decoder)")
+                    ok = False
+                dec.plugin = value
+                dec.plugin_offset = child.get("offset")
+            elif tag == "use_own_name":
+                dec.use_own_name = value.lower() in ("true", "yes")
+            elif tag == "type":
+                dec.type = value or "syslog"
+            elif tag == "json_null_field":
+                dec.json_null_field = value
+        return dec if ok else None
+
+    def _add(self, path: str, el: etree._Element, dec: Decoder) -> None:
+        ds = self.decoders
+        if dec.parent is None:
+            if dec.program_name is None and dec.prematch is None and dec.plugin is None:
+                self._err(
+                    path, el, "decoder", f"decoder '{dec.name}' has no parent, program_name or prematch"
+                )
+                return
+            existing = ds.by_name.get(dec.name)
+            if existing is not None and existing.parent is None:
+                self._err(
+                    path,
+                    el,
+                    "decoder",
+                    f"decoder '{dec.name}' already defined at {existing.path}:{existing.line}",
+                )
+                return
+            ds.parents.append(dec)
+            ds.by_name[dec.name] = dec
+            return
+        parent = ds.by_name.get(dec.parent)
+        if parent is None:
+            self._err(
+                path,
+                el,
+                "parent",
+                f"decoder '{dec.name}': unknown parent '{dec.parent}'"
+                " (a parent must be defined before its children)",
+            )
+            return
+        if parent.parent is not None:
+            self._err(path, el, "parent", f"decoder '{dec.name}': parent '{dec.parent}' is itself a child")
+            return
+        parent.children.append(dec)
+
+    def finish(self) -> DecoderSet:
+        self.decoders.finish()
+        return self.decoders
