@@ -44,7 +44,7 @@ def parse_xml_text(text: str, path: str) -> list[etree._Element]:
     # Keep the declaration's line count so numbers stay right.
     m = _XML_DECL.match(text)
     if m:
-        text = "\n" * m.group(0).count("\n") + text[m.end():]
+        text = "\n" * m.group(0).count("\n") + text[m.end() :]
     wrapped = f"<{_WRAPPER}>{text}</{_WRAPPER}>"
     try:
         root = etree.fromstring(wrapped.encode("utf-8", "surrogateescape"), _parser())
@@ -80,3 +80,8 @@ def text_of(el: etree._Element) -> str:
 
 def line_of(el: etree._Element) -> int | None:
     return el.sourceline if el.sourceline else None
+
+
+def raw_text_of(el: etree._Element) -> str:
+    """The element's text as written: patterns keep leading and trailing spaces, as in Wazuh."""
+    return el.text or ""

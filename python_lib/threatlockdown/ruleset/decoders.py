@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 
 from ..errors import SourceError
-from ..xmlsrc import line_of, text_of
+from ..xmlsrc import line_of, raw_text_of, text_of
 from .event import Event
 from .osregex import OsMatch, OsRegex, PatternError, compile_pattern
 from .variables import Variables
@@ -269,7 +269,9 @@ class DecoderLoader:
 
     def _pattern(self, path: str, el: etree._Element, default: str) -> Any:
         try:
-            return compile_pattern(self.variables.expand(text_of(el)), el.get("type", ""), default=default)
+            return compile_pattern(
+                self.variables.expand(raw_text_of(el)), el.get("type", ""), default=default
+            )
         except PatternError as exc:
             self._err(path, el, str(el.tag), f"invalid pattern: {exc}")
             return None

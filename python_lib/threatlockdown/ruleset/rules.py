@@ -17,7 +17,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import SourceError, SourceErrors
-from ..xmlsrc import line_of, text_of
+from ..xmlsrc import line_of, raw_text_of, text_of
 from .conditions import (
     Condition,
     DecodedAs,
@@ -255,7 +255,9 @@ class RuleLoader:
 
     def _pattern(self, path: str, el: etree._Element, default: str) -> OsMatch | OsRegex | None:
         try:
-            return compile_pattern(self.variables.expand(text_of(el)), el.get("type", ""), default=default)
+            return compile_pattern(
+                self.variables.expand(raw_text_of(el)), el.get("type", ""), default=default
+            )
         except PatternError as exc:
             self._err(path, el, str(el.tag), f"invalid pattern: {exc}")
             return None
@@ -300,7 +302,7 @@ class RuleLoader:
             value = text_of(child)
             negate = (child.get("negate") or "").strip().lower() == "yes"
             if tag == "match":
-                matches.append((child, value))
+                matches.append((child, raw_text_of(child)))
                 match_negate = match_negate or negate
             elif tag == "regex":
                 pat = self._pattern(path, child, "osregex")
