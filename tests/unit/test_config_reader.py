@@ -96,7 +96,12 @@ def test_commented_example_in_shipped_file_is_valid_once_uncommented() -> None:
     enabled = text.replace("</ossec_config>", example + "\n</ossec_config>")
     config = load(enabled)
     (ar,) = config.active_responses
-    assert (ar.command, ar.locations, ar.rules_id, ar.timeout) == ("firewall-drop", frozenset({"local"}), (5710,), 100)
+    assert (ar.command, ar.locations, ar.rules_id, ar.timeout) == (
+        "firewall-drop",
+        frozenset({"local"}),
+        (5710,),
+        100,
+    )
     assert ar.name == "firewall-drop100"
 
 
@@ -247,6 +252,10 @@ def test_active_response_needs_command_and_location() -> None:
     assert errors_of(ar("    <level>3</level>")) == [
         "ossec.conf:7: <active-response>: missing <command>",
         "ossec.conf:7: <active-response>: missing <location>",
+    ]
+    assert errors_of(conf("  <active-response/>")) == [
+        "ossec.conf:2: <active-response>: missing <command>",
+        "ossec.conf:2: <active-response>: missing <location>",
     ]
 
 
@@ -897,12 +906,14 @@ def test_remote_protocol_notices() -> None:
         "    <connection>syslog</connection>",
         "    <protocol>tcp,udp,sctp</protocol>",
         "    <allowed-ips>any</allowed-ips>",
+        "    <ipv6>maybe</ipv6>",
     )
     config = load(text)
     assert config.remotes[0].protocol == ("tcp",)
     assert [str(i) for i in config.infos] == [
         "ossec.conf:4: <protocol>: unknown protocol 'sctp' ignored",
         "ossec.conf:4: <protocol>: a syslog <remote> listens on one protocol; using tcp",
+        "ossec.conf:6: <ipv6>: invalid value 'maybe' ignored (expected 'yes' or 'no')",
     ]
 
 

@@ -9,7 +9,7 @@ from lxml import etree
 from ..xmlsrc import line_of
 from .findings import Findings, quote
 from .model import Remote
-from .values import address_problem, children, leaf_text, parse_uint, required_text, tag_of, yes_no
+from .values import address_problem, children, leaf_text, parse_uint, required_text, tag_of
 
 DEFAULT_PORTS = {"syslog": 514, "secure": 1514}
 DEFAULT_PROTOCOL = "tcp"  # Wazuh 4.x default for both connection types
@@ -114,7 +114,10 @@ def _read_element(child: etree._Element, tag: str, f: _RemoteFields, found: Find
             else:
                 f.local_ip = text
     elif tag in ("ipv6", "allow_agents_enrollment"):
-        yes_no(child, found)
+        text = leaf_text(child, found)
+        if text is not None and text.lower() not in ("yes", "no"):
+            # Wazuh only warns here and keeps its default.
+            found.info(line, tag, f"invalid value {quote(text)} ignored (expected 'yes' or 'no')")
     elif tag == "queue_size":
         f.queue_size_line = line
         leaf_text(child, found)

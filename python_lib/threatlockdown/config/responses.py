@@ -218,7 +218,7 @@ def read_active_response(
     errors_before = len(found.errors)
     f = _read_fields(block, found)
     line = line_of(block)
-    if f.present <= _SETTINGS_ONLY:
+    if f.present and f.present <= _SETTINGS_ONLY:
         # No response at all, only what execd (or the agent upgrade module) reads.
         return ResponseBlock(None, f.repeated_offenders, f.disabled)
     if f.disabled:
