@@ -78,7 +78,7 @@ class DecoderSet:
     """All parents in load order, split like Wazuh into with/without program_name lists."""
 
     parents: list[Decoder] = field(default_factory=list)
-    by_name: dict[str, Decoder] = field(default_factory=dict)
+    by_name: dict[str, list[Decoder]] = field(default_factory=dict)
     _pn_cache: dict[str, tuple[Decoder, ...]] = field(default_factory=dict)
     _nopn: tuple[Decoder, ...] = ()
 
@@ -345,20 +345,12 @@ class DecoderLoader:
                     path, el, "decoder", f"decoder '{dec.name}' has no parent, program_name or prematch"
                 )
                 return
-            existing = ds.by_name.get(dec.name)
-            if existing is not None and existing.parent is None:
-                self._err(
-                    path,
-                    el,
-                    "decoder",
-                    f"decoder '{dec.name}' already defined at {existing.path}:{existing.line}",
-                )
-                return
+            # Several parents may share a name (e.g. two ways to recognise PAM); children join them all.
             ds.parents.append(dec)
-            ds.by_name[dec.name] = dec
+            ds.by_name.setdefault(dec.name, []).append(dec)
             return
-        parent = ds.by_name.get(dec.parent)
-        if parent is None:
+        parents = ds.by_name.get(dec.parent)
+        if not parents:
             self._err(
                 path,
                 el,
@@ -367,10 +359,8 @@ class DecoderLoader:
                 " (a parent must be defined before its children)",
             )
             return
-        if parent.parent is not None:
-            self._err(path, el, "parent", f"decoder '{dec.name}': parent '{dec.parent}' is itself a child")
-            return
-        parent.children.append(dec)
+        for parent in parents:
+            parent.children.append(dec)
 
     def finish(self) -> DecoderSet:
         self.decoders.finish()
