@@ -26,6 +26,8 @@ class ReplayClock:
     last: float = field(default_factory=time.time)
     _cache_key: str = ""
     _cache_val: float = 0.0
+    _day_key: str = ""
+    _day_val: float = 0.0
 
     def time_of(self, stamp: str) -> float:
         if not stamp:

@@ -94,9 +94,10 @@ class AnalysisSession:
         event = Event.from_predecoded(pre, full_log, location)
         if agent is not None:
             event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        self.ruleset.decoders.decode(event)
+        lowered = event.log.lower()
+        self.ruleset.decoders.decode(event, lowered)
         now = self.clock(event) if self.clock is not None else time.time()
-        match = self.engine.evaluate(event, now)
+        match = self.engine.evaluate(event, now, lowered)
         self._counter += 1
         return ProcessResult(
             event, match, now, f"{int(now)}.{self._counter}", self.manager_name, self.log_alert_level

@@ -20,6 +20,7 @@ from ..errors import SourceError
 from ..xmlsrc import line_of, raw_text_of, text_of
 from .event import Event
 from .osregex import OsMatch, OsRegex, PatternError, compile_pattern
+from .quickfilter import required_literals
 from .variables import Variables
 
 # Decoder ``order`` names that are static fields in Wazuh; ``user`` is stored as dstuser.
@@ -58,6 +59,7 @@ class Decoder:
     program_name: Pattern | None = None
     prematch: OsRegex | None = None
     prematch_after_parent: bool = False
+    prematch_quick: tuple[str, ...] | None = None  # literals the prematch cannot match without
     regex: OsRegex | None = None
     regex_offset: str | None = None
     order: tuple[str, ...] = ()
@@ -109,18 +111,32 @@ class DecoderSet:
             self._pn_cache[program_name] = cached
         return cached
 
-    def decode(self, event: Event) -> None:
-        """Fill event.decoder_* and event.fields."""
+    def decode(self, event: Event, lowered: str | None = None) -> None:
+        """Fill event.decoder_* and event.fields; ``lowered`` is event.log.lower() if the caller has it."""
         log = event.log
+        if lowered is None:
+            lowered = log.lower()
         for parent in self.candidates(event.program_name):
             pmatch = 0
             if parent.prematch is not None:
-                m = parent.prematch.search(log)
+                if not _may_match(parent.prematch_quick, lowered):
+                    continue
+                m = parent.prematch.regex.search(log)
                 if m is None:
                     continue
                 pmatch = m.end()
-            _decode_with(parent, event, log, pmatch)
+            _decode_with(parent, event, log, lowered, pmatch)
             return
+
+
+def _may_match(needles: tuple[str, ...] | None, lowered: str) -> bool:
+    """False only when the pattern cannot match: none of its required literals is in the text."""
+    if needles is None:
+        return True
+    for needle in needles:  # noqa: SIM110 - a plain loop is faster than any() on this hot path
+        if needle in lowered:
+            return True
+    return False
 
 
 def _pattern_hits(pattern: Pattern, text: str, lowered: str) -> bool:
@@ -135,7 +151,7 @@ def _set_decoder(event: Event, dec: Decoder, parent: Decoder) -> None:
     event.decoder_parent = parent.name if dec is not parent else ""
 
 
-def _decode_with(parent: Decoder, event: Event, log: str, pmatch: int) -> None:
+def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: int) -> None:
     _set_decoder(event, parent, parent)
     kids = parent.children
     chosen: Decoder | None = None
@@ -150,7 +166,9 @@ def _decode_with(parent: Decoder, event: Event, log: str, pmatch: int) -> None:
                 chosen, cmatch = child, pmatch
                 break
             start = pmatch if child.prematch_after_parent else 0
-            m = child.prematch.search(log[start:] if start else log)
+            m = None
+            if _may_match(child.prematch_quick, lowered):
+                m = child.prematch.regex.search(log[start:] if start else log)
             if m is not None:
                 chosen, cmatch = child, start + m.end()
                 _set_decoder(event, child, parent)
@@ -183,7 +201,7 @@ def _decode_with(parent: Decoder, event: Event, log: str, pmatch: int) -> None:
             start = prev_end if prev_end is not None else cmatch
         else:
             start = 0
-        m = node.regex.search(log[start:] if start else log)
+        m = node.regex.regex.search(log[start:] if start else log)
         nxt = _next_in_chain(kids, node) if node.chained else None
         if m is None:
             prev_end = None
@@ -304,6 +322,8 @@ class DecoderLoader:
                     pat = None
                 dec.prematch = pat
                 ok = ok and pat is not None
+                if pat is not None:
+                    dec.prematch_quick = required_literals(pat.source, child.get("type") or "osregex")
                 offset = child.get("offset")
                 if offset not in (None, "after_parent"):
                     self._err(path, child, tag, f"invalid offset '{offset}' (prematch allows after_parent)")

@@ -67,13 +67,17 @@ class RuleEngine:
 
     # ------------------------------------------------------------ evaluation
 
-    def evaluate(self, event: Event, now: float) -> Match:
-        ctx = EvalContext(event, event.log.lower(), now)
+    def evaluate(self, event: Event, now: float, lowered: str | None = None) -> Match:
+        ctx = EvalContext(event, event.log.lower() if lowered is None else lowered, now)
         walk = _Walk(self, ctx)
         category = "syslog"
         final: Rule | None = None
+        lowered_log = ctx.lowered
         for root in self.ruleset.roots:
             if root.category is not None and root.category != category:
+                continue
+            quick = root.quick
+            if quick is not None and not _any_in(quick, lowered_log):
                 continue
             final = walk.check(root)
             if final is not None:
@@ -139,6 +143,13 @@ class RuleEngine:
         return None
 
 
+def _any_in(needles: tuple[str, ...], text: str) -> bool:
+    for needle in needles:  # noqa: SIM110 - a plain loop is faster than any() on this hot path
+        if needle in text:
+            return True
+    return False
+
+
 def _append(hist: _History, rec: Remembered, now: float) -> None:
     items = hist.items
     while items and now - items[0].time > hist.horizon:
@@ -184,15 +195,8 @@ class _Walk:
         self.previous: list[Event] = []
 
     def check(self, rule: Rule) -> Rule | None:
+        """``rule`` and its subtree; the caller has already applied ``rule.quick``."""
         ctx = self.ctx
-        quick = rule.quick
-        if quick is not None:
-            lowered = ctx.lowered
-            for needle in quick:
-                if needle in lowered:
-                    break
-            else:
-                return None
         for cond in rule.conditions:
             if not cond.test(ctx):
                 return None
@@ -201,7 +205,16 @@ class _Walk:
             if previous is None:
                 return None
             self.previous = previous
+        lowered = ctx.lowered
         for child in rule.children:
+            quick = child.quick
+            if quick is not None:
+                # Inlined literal pre-check: most siblings are rejected here without a call.
+                for needle in quick:
+                    if needle in lowered:
+                        break
+                else:
+                    continue
             hit = self.check(child)
             if hit is not None:
                 if self.parent_of_final is None:
