@@ -45,9 +45,13 @@ class ReplayClock:
         try:
             if len(parts) == 3 and parts[0][:3].lower() in _MONTHS:  # Mmm dd hh:mm:ss
                 h, m, s = (int(x) for x in parts[2].split(":"))
-                return time.mktime(
-                    (self.year, _MONTHS[parts[0][:3].lower()], int(parts[1]), h, m, s, 0, 0, -1)
-                )
+                day = f"{parts[0]} {parts[1]}"
+                if day != self._day_key:
+                    # mktime is slow: one call per day of log, then plain arithmetic.
+                    month = _MONTHS[parts[0][:3].lower()]
+                    self._day_val = time.mktime((self.year, month, int(parts[1]), 0, 0, 0, 0, 0, -1))
+                    self._day_key = day
+                return self._day_val + h * 3600 + m * 60 + s
             if len(parts) == 4 and parts[0].isdigit() and parts[1][:3].lower() in _MONTHS:
                 h, m, s = (int(x) for x in parts[3].split(":"))
                 return time.mktime(
