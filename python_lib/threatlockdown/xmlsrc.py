@@ -49,10 +49,10 @@ def parse_xml_text(text: str, path: str) -> list[etree._Element]:
     try:
         root = etree.fromstring(wrapped.encode("utf-8", "surrogateescape"), _parser())
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else None
+        err_line: int | None = exc.lineno if exc.lineno else None
         msg = str(exc.msg) if exc.msg else str(exc)
         msg = msg.replace(_WRAPPER, "(end of file)")
-        raise SourceErrors([SourceError(path, line, None, f"XML syntax error: {msg}")]) from None
+        raise SourceErrors([SourceError(path, err_line, None, f"XML syntax error: {msg}")]) from None
     return [el for el in root if isinstance(el.tag, str)]
 
 
@@ -79,7 +79,8 @@ def text_of(el: etree._Element) -> str:
 
 
 def line_of(el: etree._Element) -> int | None:
-    return el.sourceline if el.sourceline else None
+    line = el.sourceline
+    return int(line) if isinstance(line, int) and line > 0 else None
 
 
 def raw_text_of(el: etree._Element) -> str:
