@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from threatlockdown.lab import HostSpec, Lab, LabError
-from threatlockdown.lab import commands as lab_commands
 from threatlockdown.lab.mountns import read_mounts
 from threatlockdown.lab.netns import NETNS_DIR
 from threatlockdown.lab.processes import is_alive, namespace_id
@@ -239,7 +238,7 @@ def test_not_root_and_missing_programs_give_clear_errors(
     monkeypatch.undo()
     real_which = shutil.which
     monkeypatch.setattr(
-        lab_commands.shutil,
+        shutil,
         "which",
         lambda cmd, path=None: None if cmd == "rsyslogd" else real_which(cmd, path=path),
     )

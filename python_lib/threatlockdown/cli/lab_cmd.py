@@ -39,7 +39,8 @@ def register(sub: Any) -> None:
         help=f"a host, repeatable; ':nossh' for a host without sshd (default: {' '.join(DEFAULT_HOSTS)})",
     )
     up.add_argument(
-        "--ipv4-subnet", help="IPv4 documentation subnet (default: first free of 192.0.2.0/24, ...)"
+        "--ipv4-subnet",
+        help="IPv4 documentation subnet (default: first free /26 of 192.0.2.0/24, 198.51.100.0/24, ...)",
     )
     up.add_argument("--ipv6-subnet", help="IPv6 subnet inside 2001:db8::/32 (default: paired with IPv4)")
     up.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each sshd (default: 10)")

@@ -388,6 +388,11 @@ def _teardown(
     state: LabState | None = None
     with contextlib.suppress(LabError):
         state = load_state(workdir / "state.json")
+    if state is not None and state.layout.name != name:
+        raise LabError(
+            f"{workdir} holds lab {state.layout.name!r}, not {name!r}; tear that one down first "
+            f"(tld lab down --name {state.layout.name} --workdir {workdir})"
+        )
     ns_names = {n for n in netns.list_netns(tools) if n.startswith(prefix)}
     ns_files = set(mountns.stale_ns_files(name))
     if state is not None:

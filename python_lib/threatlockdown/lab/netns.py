@@ -97,7 +97,7 @@ def choose_subnets(spec: LabSpec, tools: Tools) -> tuple[str, str]:
     )
     raise LabError(
         f"lab {spec.name!r}: every documentation subnet is in use ({taken}); tear a lab down or pass "
-        "explicit smaller subnets such as 203.0.113.128/25"
+        "explicit subnets such as 203.0.113.128/27"
     )
 
 

@@ -22,14 +22,19 @@ IFNAMSIZ_MAX = 15
 BRIDGE_SUFFIX = "br0"
 DEFAULT_RUN_ROOT = Path("/run/threatlockdown/lab")
 
-# Documentation networks (RFC 5737 / RFC 3849), tried in this order when a spec leaves the subnets open.
-ADDRESS_SLOTS: tuple[tuple[str, str], ...] = (
-    ("192.0.2.0/24", "2001:db8:0:1::/64"),
-    ("198.51.100.0/24", "2001:db8:0:2::/64"),
-    ("203.0.113.0/24", "2001:db8:0:3::/64"),
-)
 _DOC_V4 = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 _DOC_V6 = ipaddress.IPv6Network("2001:db8::/32")
+
+
+def _address_slots() -> tuple[tuple[str, str], ...]:
+    # Documentation networks (RFC 5737 / RFC 3849) cut into /26 slots (52 hosts each from offset 11), tried
+    # in order when a spec leaves the subnets open: twelve labs fit, even when the machine's own uplink
+    # happens to sit in one of the three /24s. Slot n pairs with 2001:db8:0:n::/64.
+    v4 = [sub for net in _DOC_V4 for sub in net.subnets(new_prefix=26)]
+    return tuple((str(sub), f"2001:db8:0:{n:x}::/64") for n, sub in enumerate(v4, start=1))
+
+
+ADDRESS_SLOTS: tuple[tuple[str, str], ...] = _address_slots()
 
 
 @dataclass(frozen=True)
