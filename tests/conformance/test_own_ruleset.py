@@ -375,6 +375,17 @@ PAM = [
         {"srcuser": "bob", "dstuser": "bob", "logname": "bob", "srcip": ABSENT},
     ),
     Case(
+        # ruser= (who asked) and user= (the target account) must not be confused.
+        "su-pam-auth-failure",
+        syslog(
+            "su[2468]",
+            "pam_unix(su:auth): authentication failure; logname=deploy uid=1004 euid=0 tty=/dev/pts/2"
+            " ruser=deploy rhost=  user=root",
+        ),
+        ("5503", 5, "pam"),
+        {"srcuser": "deploy", "dstuser": "root", "uid": "1004", "euid": "0", "tty": "/dev/pts/2"},
+    ),
+    Case(
         "session-opened-modern",
         syslog("sudo", "pam_unix(sudo:session): session opened for user root(uid=0) by bob(uid=1000)"),
         ("5501", 3, "pam"),
