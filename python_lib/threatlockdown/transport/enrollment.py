@@ -1,0 +1,255 @@
+"""Enrollment: an agent asks the manager for an ID and key over TLS (Wazuh's authd, port 1515).
+
+Request ``{"type": "enroll", "version": 1, "name": ..., "password"?: ...}``; answer
+``{"type": "enrolled", "id", "name", "ip", "key", "fingerprint"}`` or ``{"type": "refused", "reason"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agent_files import write_agent_files
+from .auth import Refusal, RefusalLog
+from .errors import ConnectionClosed, EnrollmentRefused, FingerprintMismatch, ProtocolError
+from .framing import close_gracefully, close_quietly, read_frame, write_frame
+from .identity import (
+    ManagerIdentity,
+    client_context,
+    ensure_manager_identity,
+    normalize_fingerprint,
+    peer_fingerprint,
+    server_context,
+)
+from .keys import AgentKey, name_problem, normalized_address
+from .messages import PROTOCOL_VERSION, get_int, get_str, require_type
+from .registry import DuplicateAgentError, register_agent
+from .stats import EnrollmentStats
+
+log = logging.getLogger("threatlockdown.transport")
+
+
+@dataclass(frozen=True)
+class EnrollmentConfig:
+    home: Path
+    host: str = "0.0.0.0"
+    port: int = 1515  # Wazuh's enrollment port
+    password: str | None = None  # None: anyone who can reach the port may enroll
+    use_source_ip: bool = False  # True: the new key only works from the address that enrolled
+    replace_existing: bool = False  # True: enrolling an existing name replaces that agent
+    handshake_timeout: float = 10.0
+    refusal_log_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class EnrollmentResult:
+    agent: AgentKey
+    fingerprint: str
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    # Hash first so the comparison takes the same time whatever the lengths.
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "replace")).digest(),
+        hashlib.sha256(expected.encode("utf-8")).digest(),
+    )
+
+
+class EnrollmentServer:
+    def __init__(self, config: EnrollmentConfig) -> None:
+        self._config = config
+        self._refusal_log = RefusalLog(log, config.refusal_log_interval)
+        self._server: asyncio.Server | None = None
+        self._identity: ManagerIdentity | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._lock = asyncio.Lock()  # one registration at a time in this process (flock covers others)
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._enrolled = 0
+        self._refused: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("EnrollmentServer already started")
+        self._identity = await asyncio.to_thread(ensure_manager_identity, self._config.home)
+        self._ssl = server_context(self._identity)
+        self._server = await asyncio.start_server(self._handle, self._config.host, self._config.port)
+        log.info("listening for agent enrollment on %s:%d", self._config.host, self.port)
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("EnrollmentServer is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def fingerprint(self) -> str:
+        if self._identity is None:
+            raise RuntimeError("EnrollmentServer is not started")
+        return self._identity.fingerprint
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for writer in list(self._connections.values()):
+            close_quietly(writer)
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        await server.wait_closed()
+
+    async def __aenter__(self) -> EnrollmentServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def stats(self) -> EnrollmentStats:
+        return EnrollmentStats(enrolled=self._enrolled, refused=dict(self._refused))
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None and self._ssl is not None
+        self._connections[task] = writer
+        peer = "unknown"
+        peername = writer.get_extra_info("peername")
+        if isinstance(peername, tuple) and peername:
+            peer = normalized_address(str(peername[0]))
+        try:
+            await writer.start_tls(self._ssl, ssl_handshake_timeout=self._config.handshake_timeout)
+        except OSError as exc:
+            self._refuse(peer, Refusal("tls_handshake", str(exc) or type(exc).__name__, ""))
+            self._connections.pop(task, None)
+            close_quietly(writer)
+            return
+        try:
+            async with asyncio.timeout(self._config.handshake_timeout):
+                request = await read_frame(reader)
+            agent = await self._enroll(request, peer)
+            await write_frame(
+                writer, {"type": "enrolled", **_agent_fields(agent), "fingerprint": self.fingerprint}
+            )
+            self._enrolled += 1
+            log.info("enrolled agent %s (%s) from %s, IP field %s", agent.id, agent.name, peer, agent.ip)
+        except Refusal as refusal:
+            self._refuse(peer, refusal)
+            await _send_refusal(writer, refusal.public)
+        except TimeoutError:
+            self._refuse(peer, Refusal("handshake_timeout", "no enrollment request in time", ""))
+        except ProtocolError as exc:
+            self._refuse(peer, Refusal("bad_request", str(exc), "bad request"))
+            await _send_refusal(writer, "bad request")
+        except (ConnectionClosed, OSError) as exc:
+            log.debug("enrollment connection from %s ended: %s", peer, exc)
+        except Exception:
+            log.exception("unexpected error serving the enrollment request from %s", peer)
+        finally:
+            self._connections.pop(task, None)
+            await close_gracefully(writer)
+
+    def _refuse(self, peer: str, refusal: Refusal) -> None:
+        self._refused[refusal.reason] += 1
+        self._refusal_log.refused(peer, f"enrollment {refusal.reason}", refusal.detail)
+
+    async def _enroll(self, request: dict[str, Any], peer: str) -> AgentKey:
+        require_type(request, "enroll")
+        version = get_int(request, "version")
+        if version != PROTOCOL_VERSION:
+            raise Refusal(
+                "bad_request", f"protocol version {version}", f"unsupported protocol version {version}"
+            )
+        name = get_str(request, "name", max_len=256)
+        password = request.get("password")
+        if self._config.password is not None and not (
+            isinstance(password, str) and _same_secret(password, self._config.password)
+        ):
+            raise Refusal(
+                "bad_password", f"wrong or missing password for name {name[:64]!r}", "invalid password"
+            )
+        problem = name_problem(name)
+        if problem:
+            raise Refusal("bad_name", problem, problem)
+        ip = peer if self._config.use_source_ip else "any"
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(
+                    register_agent, self._config.home, name, ip, replace=self._config.replace_existing
+                )
+            except DuplicateAgentError as exc:
+                raise Refusal("duplicate_name", str(exc), f"an agent named {name!r} already exists") from None
+
+
+def _agent_fields(agent: AgentKey) -> dict[str, str]:
+    return {"id": agent.id, "name": agent.name, "ip": agent.ip, "key": agent.key}
+
+
+async def _send_refusal(writer: asyncio.StreamWriter, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        await write_frame(writer, {"type": "refused", "reason": reason})
+
+
+async def enroll(
+    home: Path,
+    manager_host: str,
+    port: int,
+    name: str,
+    password: str | None,
+    ca_fingerprint: str | None = None,
+    *,
+    timeout: float = 30.0,
+) -> EnrollmentResult:
+    """Ask the manager for an ID and key, then write ``home/etc/client.keys`` and the pinned
+    ``home/etc/manager.fingerprint`` (replacing earlier ones).
+
+    Without ``ca_fingerprint`` the first certificate seen is trusted (and the password is sent to it);
+    with it, the server's certificate must match before anything is sent."""
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    expected = normalize_fingerprint(ca_fingerprint) if ca_fingerprint is not None else None
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(manager_host, port, ssl=client_context())
+        try:
+            seen = peer_fingerprint(writer)
+            if expected is not None and not hmac.compare_digest(seen, expected):
+                raise FingerprintMismatch(expected, seen)
+            request: dict[str, Any] = {"type": "enroll", "version": PROTOCOL_VERSION, "name": name}
+            if password is not None:
+                request["password"] = password
+            await write_frame(writer, request)
+            reply = await read_frame(reader)
+        finally:
+            close_quietly(writer)
+    if reply["type"] == "refused":
+        reason = reply.get("reason")
+        shown = reason[:200] if isinstance(reason, str) else "no reason given"
+        raise EnrollmentRefused(f"manager {manager_host}:{port} refused to enroll {name!r}: {shown}")
+    require_type(reply, "enrolled")
+    agent = AgentKey(*(get_str(reply, field, max_len=256) for field in ("id", "name", "ip", "key")))
+    problems = agent.problems() + (
+        [f"asked for name {name!r}, got {agent.name!r}"] if agent.name != name else []
+    )
+    if problems:
+        raise ProtocolError("bad_message", "enrollment answer: " + "; ".join(problems))
+    try:
+        fingerprint = normalize_fingerprint(get_str(reply, "fingerprint"))
+    except ValueError as exc:
+        raise ProtocolError("bad_message", f"enrollment answer: {exc}") from None
+    if fingerprint != seen:
+        raise ProtocolError(
+            "bad_message",
+            f"enrollment answer names certificate {fingerprint}, but the server presented {seen}",
+        )
+    await asyncio.to_thread(write_agent_files, home, agent, fingerprint)
+    log.info("enrolled as agent %s (%s) with manager %s:%d", agent.id, agent.name, manager_host, port)
+    return EnrollmentResult(agent, fingerprint)
