@@ -12,9 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from threatlockdown.analysis.alert import describe
 from threatlockdown.analysis.session import AnalysisSession, ProcessResult
@@ -730,6 +732,30 @@ def test_110106_many_timeouts_from_one_address() -> None:
     line = sshd(f"Timeout before authentication for {ATTACKER} port 4242", "sshd-session[9]")
     results = feed(new_session(clock), clock, [line] * 6, step=30)
     assert [r.rule.id for r in results if r.rule] == ["110105"] * 5 + ["110106"]
+
+
+# ---------------------------------------------------------------- a real Wazuh alert
+
+REAL_ALERTS = Path(__file__).resolve().parents[2].parent / "shared/conformance/wazuh"
+REAL_5712 = REAL_ALERTS / "cases_integratord_read_valid_json_alerts.yaml"
+
+
+@pytest.mark.skipif(not REAL_5712.is_file(), reason=f"Wazuh conformance data not found at {REAL_5712}")
+def test_same_alert_as_a_real_wazuh_5712() -> None:
+    # An alerts.json line written by Wazuh 4.x: replay its eight events and compare what the ruleset
+    # decides (rule metadata, compliance groups, MITRE, decoded data). Only the wording differs.
+    sample = yaml.safe_load(REAL_5712.read_text(encoding="utf-8"))[0]["metadata"]["alert_sample"]
+    real = json.loads(sample)
+    lines = [*reversed(real["previous_output"].split("\n")), real["full_log"]]
+    session = new_session()
+    for line in lines:
+        result = session.process(line, location=real["location"])
+    ours = result.output()
+    assert ours["rule"]["description"] == "sshd: brute force with non-existent user names."
+    del ours["rule"]["description"], real["rule"]["description"]
+    assert ours["rule"] == real["rule"]
+    for key in ("decoder", "data", "predecoder", "full_log", "location"):
+        assert ours[key] == real[key], key
 
 
 # ---------------------------------------------------------------- the ruleset itself
