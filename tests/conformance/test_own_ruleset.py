@@ -580,20 +580,13 @@ def test_active_response_audit(program: str, command: str, rule: str, descriptio
 
 
 # Wazuh 4.x runs the same-name children that follow a plugin_decoder (its own 4.x ar_log_json decoder
-# relies on it to fill srcip); our engine still stops after the plugin. Remove the marker once it runs them.
-CHAIN_AFTER_PLUGIN = pytest.mark.xfail(
-    strict=True, reason="engine: decoder chain stops after <plugin_decoder>, srcip/dstuser regexes never run"
-)
-
-
-@CHAIN_AFTER_PLUGIN
+# relies on it to fill srcip); so does our engine.
 def test_active_response_audit_names_the_blocked_address() -> None:
     result = new_session().process(ar_line("firewall-drop", "add", srcip=ATTACKER, srcport="4242"))
     # The "srcip" inside the JSON-escaped full_log (6.6.6.6) must not be taken.
     check(result, "651", 3, True, {"srcip": ATTACKER})
 
 
-@CHAIN_AFTER_PLUGIN
 def test_active_response_audit_names_the_account_from_spaced_json() -> None:
     result = new_session().process(ar_line("disable-account", "add", compact=False, dstuser="mallory"))
     check(result, "657", 3, True, {"dstuser": "mallory", "srcip": ABSENT, "command": "add"})

@@ -17,6 +17,7 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1110.003": ("Password Spraying", ("Credential Access",)),
     "T1190": ("Exploit Public-Facing Application", ("Initial Access",)),
     "T1210": ("Exploitation of Remote Services", ("Lateral Movement",)),
+    "T1095": ("Non-Application Layer Protocol", ("Command and Control",)),
     "T1098": ("Account Manipulation", ("Persistence", "Privilege Escalation")),
     "T1531": ("Account Access Removal", ("Impact",)),
     "T1548.003": ("Sudo and Sudo Caching", ("Privilege Escalation", "Defense Evasion")),

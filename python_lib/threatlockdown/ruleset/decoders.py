@@ -186,7 +186,12 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
             else (cmatch if chosen.plugin_offset == "after_prematch" else 0)
         )
         _json_plugin(chosen, event, log[start:])
-        return
+        # Wazuh 4.x goes on with same-name regex children after a plugin (its ar_log_json relies on it).
+        if not chosen.chained:
+            return
+        chosen = _next_in_chain(kids, chosen)
+        if chosen is None:
+            return
     prev_end: int | None = None
     node: Decoder | None = chosen
     while node is not None:

@@ -32,7 +32,7 @@ class Match:
 
     rule: Rule | None  # the final rule (level 0 included); None when nothing matched
     firedtimes: int = 0
-    previous: list[Event] = field(default_factory=list)  # correlated events, oldest first
+    previous: list[Event] = field(default_factory=list)  # correlated events, newest first (as Wazuh)
     alert: bool = False  # a rule of level > 0 matched (before log_alert_level filtering)
 
 
@@ -139,7 +139,7 @@ class RuleEngine:
                     if used.consumed_by is None:
                         used.consumed_by = set()
                     used.consumed_by.add(rule.sid)
-                return [r.event for r in reversed(found)]
+                return [r.event for r in found]
         return None
 
 

@@ -288,6 +288,8 @@ class RuleLoader:
         conditions: list[Condition] = []
         matches: list[tuple[etree._Element, str]] = []
         match_negate = False
+        regexes: list[tuple[etree._Element, str]] = []
+        regex_negate = False
         mitre: list[str] = []
         options: set[str] = set()
         same: list[str] = []
@@ -305,9 +307,8 @@ class RuleLoader:
                 matches.append((child, raw_text_of(child)))
                 match_negate = match_negate or negate
             elif tag == "regex":
-                pat = self._pattern(path, child, "osregex")
-                if pat is not None:
-                    conditions.append(LogPattern(pat, negate, child.get("type") or "osregex"))
+                regexes.append((child, raw_text_of(child)))
+                regex_negate = regex_negate or negate
             elif tag == "decoded_as":
                 conditions.append(DecodedAs(value))
             elif tag == "category":
@@ -406,6 +407,16 @@ class RuleLoader:
                 conditions.insert(0, LogPattern(pat, match_negate, first.get("type") or "osmatch"))
             except PatternError as exc:
                 self._err(path, first, "match", f"invalid pattern: {exc}")
+        if regexes:
+            # Several <regex> elements are concatenated too.
+            first = regexes[0][0]
+            joined = "".join(v for _, v in regexes)
+            kind = first.get("type") or "osregex"
+            try:
+                rpat = compile_pattern(self.variables.expand(joined), kind, default="osregex")
+                conditions.insert(1 if matches else 0, LogPattern(rpat, regex_negate, kind))
+            except PatternError as exc:
+                self._err(path, first, "regex", f"invalid pattern: {exc}")
         if (rule.frequency is not None or same or different or same_fields) and not rule.is_correlation:
             self._err(
                 path,
