@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from threatlockdown.lab import HostSpec, Lab, LabError
+from threatlockdown.lab import sshd as lab_sshd
 from threatlockdown.lab.mountns import read_mounts
 from threatlockdown.lab.netns import NETNS_DIR
 from threatlockdown.lab.processes import is_alive, namespace_id
@@ -161,6 +162,19 @@ def test_nft_drop_in_web1_blocks_attacker_there_but_not_on_web2(lab: Lab) -> Non
     assert _tcp_open_from(lab, "attacker", web1), "deleting the table must lift the block"
 
 
+def test_var_ossec_and_var_log_are_per_host(lab: Lab) -> None:
+    marker = "tld-lab-test-marker"
+    lab.exec(
+        "web1",
+        ["sh", "-c", f"echo {marker} > /var/ossec/{marker} && echo {marker} > /var/log/{marker}"],
+        check=True,
+    )
+    assert lab.host_path("web1", f"/var/ossec/{marker}").read_text() == f"{marker}\n"
+    assert lab.host_path("web1", f"/var/log/{marker}").read_text() == f"{marker}\n"
+    assert not Path("/var/ossec", marker).exists() and not Path("/var/log", marker).exists()
+    assert lab.exec("web2", ["test", "-e", f"/var/ossec/{marker}"]).returncode == 1
+
+
 def test_hosts_deny_written_in_web1_stays_in_web1(lab: Lab) -> None:
     # Guard first: only write if web1 really has its own /etc (otherwise this would edit the machine's).
     assert lab.exec("web1", ["cat", "/etc/hostname"], check=True).stdout == "web1\n"
@@ -255,7 +269,30 @@ def test_bad_names_are_rejected_before_touching_the_system() -> None:
         Lab(name="tldt", hosts=["x"], ipv4_subnet="10.0.0.0/24")
 
 
+def test_failed_up_reports_the_host_and_cleans_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = lab_sshd.render_sshd_config
+    monkeypatch.setattr(lab_sshd, "render_sshd_config", lambda *a: real(*a) + "NoSuchSshdOption yes\n")
+    with pytest.raises(LabError, match=r"host s1: .*sshd -t .*NoSuchSshdOption"):
+        Lab(name="tldf", hosts=["s1"], workdir=tmp_path / "tldf").up()
+    assert _lab_traces("tldf") == {"netns": [], "links": [], "mounts": []}
+    assert not (tmp_path / "tldf").exists()
+
+
 # -- teardown ----------------------------------------------------------------------------------------
+
+
+def test_up_over_a_half_built_lab_starts_clean(tmp_path: Path) -> None:
+    # Leftovers as a crash in the middle of `up` would leave them: a namespace and a bridge, no state file.
+    subprocess.run(["ip", "netns", "add", "tldh-s1"], check=True)
+    subprocess.run(["ip", "link", "add", "tldh-br0", "type", "bridge"], check=True)
+    lab = Lab(name="tldh", hosts=["s1"], workdir=tmp_path / "tldh")
+    try:
+        lab.up()
+        assert lab.status().state == "up"
+        assert lab.exec("s1", ["hostname"], check=True).stdout == "s1\n"
+    finally:
+        lab.down()
+    assert _lab_traces("tldh") == {"netns": [], "links": [], "mounts": []}
 
 
 def test_down_leaves_no_netns_interface_process_mount_or_workdir(tmp_path: Path) -> None:

@@ -380,7 +380,7 @@ def destroy_lab(name: str = "tld", workdir: Path | None = None) -> TeardownRepor
 
 
 def _teardown(
-    tools: Tools, name: str, workdir: Path, children: Mapping[int, subprocess.Popen[bytes]]
+    tools: Tools, name: str, workdir: Path, children: dict[int, subprocess.Popen[bytes]]
 ) -> TeardownReport:
     """Everything owned by lab ``name``: recorded in its state file, or recognisable by the ``<name>-``
     prefix of namespaces, interfaces and namespace files (what a crash leaves without a state file)."""
@@ -410,6 +410,11 @@ def _teardown(
     survivors = processes.stop_processes(members, children)
     if survivors:
         raise LabError(f"lab {name!r}: processes {sorted(survivors)} survived SIGKILL; teardown stopped")
+    # Our own daemons may have been stopped by someone else (another process ran `down`): collect their
+    # exit status so they do not stay zombies.
+    for pid, proc in list(children.items()):
+        if proc.poll() is not None:
+            del children[pid]
 
     mounted = {m.mount_point for m in mountns.read_mounts()}
     unmounted = sorted(p for p in ns_files if p in mounted)
