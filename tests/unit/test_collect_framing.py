@@ -27,9 +27,14 @@ def test_framing_is_detected_per_message() -> None:
     assert f.feed(b"5 <1>ab<2>cd\n3 <3>") == [b"<1>ab", b"<2>cd", b"<3>"]
 
 
-def test_a_timestamp_first_line_is_newline_framed() -> None:
+def test_lines_starting_with_a_number_are_newline_framed() -> None:
     f = TcpSyslogFramer()
     assert f.feed(b"2024-01-02T03:04:05Z host app: hi\n") == [b"2024-01-02T03:04:05Z host app: hi"]
+    # A PRI-less line with a year first is not a 2015-byte counted frame.
+    assert f.feed(b"2015 Dec 29 10:00:01 host sshd[1]: a\n2015 Dec") == [
+        b"2015 Dec 29 10:00:01 host sshd[1]: a"
+    ]
+    assert f.feed(b" 29 10:00:02 host sshd[1]: b\n") == [b"2015 Dec 29 10:00:02 host sshd[1]: b"]
 
 
 def test_empty_lines_are_keepalives() -> None:
@@ -56,5 +61,6 @@ def test_finish_returns_the_last_unterminated_message() -> None:
     f.feed(b"<1>a\n<2>tail")
     assert f.finish() == b"<2>tail"
     g = TcpSyslogFramer()
-    g.feed(b"10 <1>ab")  # an incomplete counted frame is not a message
+    g.feed(b"10 <1>ab")  # an incomplete counted frame is not a message, but it is accounted for
     assert g.finish() is None
+    assert g.incomplete == 8

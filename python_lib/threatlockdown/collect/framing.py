@@ -11,8 +11,9 @@ _MAX_LENGTH_DIGITS = 7
 class TcpSyslogFramer:
     """Messages from a TCP byte stream, framing detected per message.
 
-    A frame starting with a digit followed by digits and a space is octet-counted ("LEN SP MSG");
-    anything else (normally '<PRI>') runs to the next LF. A message over ``max_bytes`` sets
+    A frame of digits, a space and '<' is octet-counted ("LEN SP <PRI>..."); anything else runs to
+    the next LF. Requiring the '<' keeps PRI-less lines that start with a year ("2015 Dec 29 ...")
+    newline-framed instead of swallowing the stream as a 2015-byte frame. A message over ``max_bytes`` sets
     ``oversized`` to its (announced or buffered) length; the caller then closes the connection,
     since the rest of the stream can no longer be framed reliably.
     """
@@ -22,6 +23,7 @@ class TcpSyslogFramer:
         self._max = max_bytes
         self._scanned = 0  # bytes of the buffer known to hold no LF
         self.oversized: int | None = None
+        self.incomplete = 0  # bytes of a counted frame cut short by the end of the stream
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete messages in order; stops at an oversized one."""
@@ -45,7 +47,11 @@ class TcpSyslogFramer:
 
     def finish(self) -> bytes | None:
         """The last newline-framed message when the sender closes without a final LF."""
-        if self.oversized is not None or not self._buf or self._octet_count() is not None:
+        if self.oversized is not None or not self._buf:
+            return None
+        if self._octet_count() is not None:
+            self.incomplete = len(self._buf)
+            self._buf.clear()
             return None
         message = bytes(self._buf)
         self._buf.clear()
@@ -59,7 +65,9 @@ class TcpSyslogFramer:
         for i in range(1, min(len(buf), _MAX_LENGTH_DIGITS + 1)):
             c = buf[i]
             if c == 0x20:
-                return int(buf[:i])
+                if len(buf) == i + 1:
+                    return -1
+                return int(buf[:i]) if buf[i + 1] == 0x3C else None  # '<' starts the counted message
             if c not in _DIGITS:
                 return None
         return -1 if len(buf) <= _MAX_LENGTH_DIGITS else None

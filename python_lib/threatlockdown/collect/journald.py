@@ -139,6 +139,7 @@ class CursorStore:
     def __init__(self, state_dir: Path, logger: logging.Logger) -> None:
         self.path = state_dir / CURSOR_FILE
         self._logger = logger
+        self._limiter = LogLimiter(logger)
         self._saved: str | None = None
 
     def load(self) -> str | None:
@@ -163,7 +164,7 @@ class CursorStore:
         try:
             write_json_atomic(self.path, {"format": _FORMAT, "version": 1, "cursor": cursor})
         except OSError as exc:
-            self._logger.error("%s: cannot save the journal cursor: %s", self.path, exc)
+            self._limiter.log(logging.ERROR, "save", "%s: cannot save the journal cursor: %s", self.path, exc)
             return
         self._saved = cursor
 

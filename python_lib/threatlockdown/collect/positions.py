@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
+from .ratelimit import LogLimiter
 from .statefile import StateFileError, read_json_state, set_aside, write_json_atomic
 
 POSITIONS_FILE = "file_positions.json"
@@ -44,6 +45,7 @@ class PositionStore:
     def __init__(self, state_dir: Path, logger: logging.Logger) -> None:
         self.path = state_dir / POSITIONS_FILE
         self._logger = logger
+        self._limiter = LogLimiter(logger)
         self._files: dict[str, tuple[FilePosition, ...]] = {}
         self._dirty = False
         self.write_errors = 0
@@ -78,7 +80,7 @@ class PositionStore:
             write_json_atomic(self.path, data)
         except OSError as exc:
             self.write_errors += 1
-            self._logger.error("%s: cannot save file positions: %s", self.path, exc)
+            self._limiter.log(logging.ERROR, "save", "%s: cannot save file positions: %s", self.path, exc)
             return
         self._dirty = False
 

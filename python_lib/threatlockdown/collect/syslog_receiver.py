@@ -218,6 +218,15 @@ class SyslogReceiver:
                     tail = framer.finish()
                     if tail is not None:
                         await self._put(tail, ip, out)
+                    if framer.incomplete:
+                        self._counts["errors"] += 1
+                        self._limiter.warning(
+                            f"incomplete:{ip}",
+                            "%s: %s closed the connection inside a counted frame; %d bytes discarded",
+                            self.name,
+                            ip,
+                            framer.incomplete,
+                        )
                     break
                 for message in framer.feed(data):
                     await self._put(message, ip, out)
