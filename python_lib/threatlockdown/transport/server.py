@@ -287,13 +287,10 @@ class ManagerServer:
         acked: int,
     ) -> None:
         async with self._agent_locks.setdefault(identity.id, asyncio.Lock()):
-            try:
-                state = await asyncio.to_thread(self._seq.load, identity.id)
-            except SourceErrors as exc:
-                self._dropped(identity.ip, "state_error", str(exc))
-                return
+            # Only after an older session has finished its batch is the persisted seq current.
             session = await self._take_over(identity, writer)
         try:
+            state = await asyncio.to_thread(self._seq.load, identity.id)
             if state is None or state.stream != stream:
                 if state is not None:
                     log.info("agent %s (%s) started a new event stream (its spool was recreated)",
@@ -304,6 +301,8 @@ class ManagerServer:
             await write_frame(writer, {"type": "ok", "last_seq": state.last_seq, "agent": agent})
             log.info("agent %s (%s) connected from %s", identity.id, identity.name, identity.ip)
             await self._receive(reader, writer, session, state)
+        except SourceErrors as exc:  # the agent's seq file is damaged: an operator has to look
+            self._dropped(identity.ip, "state_error", str(exc))
         except TimeoutError:
             self._dropped(
                 identity.ip,
