@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "threatlockdown.cli.config_cmd",
     "threatlockdown.cli.logtest_cmd",
     "threatlockdown.cli.analyze_cmd",
+    "threatlockdown.cli.lab_cmd",
 )
 
 
