@@ -67,7 +67,7 @@ class Decoder:
     plugin_offset: str | None = None
     use_own_name: bool = False
     type: str = "syslog"
-    json_null_field: str = "empty"
+    json_null_field: str = "string"  # Wazuh 4.x default: a JSON null becomes the text "null"
     children: list[Decoder] = field(default_factory=list)
     # True when the next sibling has the same name: its regex continues this one's.
     chained: bool = False
@@ -121,7 +121,7 @@ class DecoderSet:
             if parent.prematch is not None:
                 if not _may_match(parent.prematch_quick, lowered):
                     continue
-                m = parent.prematch.regex.search(log)
+                m = parent.prematch.search(log)
                 if m is None:
                     continue
                 pmatch = m.end()
@@ -168,7 +168,7 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
             start = pmatch if child.prematch_after_parent else 0
             m = None
             if _may_match(child.prematch_quick, lowered):
-                m = child.prematch.regex.search(log[start:] if start else log)
+                m = child.prematch.search(log[start:] if start else log)
             if m is not None:
                 chosen, cmatch = child, start + m.end()
                 _set_decoder(event, child, parent)
@@ -206,14 +206,13 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
             start = prev_end if prev_end is not None else cmatch
         else:
             start = 0
-        m = node.regex.regex.search(log[start:] if start else log)
+        m = node.regex.search(log[start:] if start else log)
         nxt = _next_in_chain(kids, node) if node.chained else None
         if m is None:
-            prev_end = None
+            # A failed member leaves the end of the last successful regex for the next after_regex.
             node = nxt
             continue
         prev_end = start + m.end()
-        _set_decoder(event, node, parent)
         _store(event, node.order, [g for g in m.groups() if g is not None])
         node = nxt
 
