@@ -350,8 +350,9 @@ def test_wildcard_picks_up_new_matching_files_from_their_start(tmp_path: Path) -
     append(logs / "a.log", "existing a")
 
     async def scenario() -> list[tuple[str, str]]:
-        async with running(tailer(logs / "*.log", tmp_path / "state")) as q:
+        async with running(tailer(logs / "*.log", tmp_path / "state", exclude=[str(logs / "debug*")])) as q:
             append(logs / "other.txt", "not matched")
+            append(logs / "debug.log", "excluded")
             append(logs / "b.log", "b 1", "b 2")
             append(logs / "a.log", "a 2")
             events = await take(q, 3)
@@ -455,3 +456,26 @@ def test_corrupt_positions_file_is_set_aside_with_a_clear_error(
     assert f"{state / POSITIONS_FILE}:3: <file_positions>: invalid JSON" in caplog.text
     assert list(state.glob(f"{POSITIONS_FILE}.bad-*"))
     assert not (state / POSITIONS_FILE).exists()
+
+
+def test_reading_pauses_while_too_many_events_wait_for_acks(tmp_path: Path) -> None:
+    log = tmp_path / "burst.log"
+    log.touch()
+
+    async def scenario() -> tuple[list[str], int]:
+        t = tailer(log, tmp_path / "state", max_unacked=5, poll_interval=0.05)
+        async with running(t) as q:
+            append(log, *(f"e{i}" for i in range(12)))
+            first = await take(q, 5, ack=False)
+            await asyncio.sleep(0.2)
+            assert q.empty()  # paused: five events in flight, none acked
+            unacked = t.stats()["unacked"]
+            for e in first:
+                assert e.ack is not None
+                e.ack()
+            rest = await take(q, 7)
+            return [e.text for e in first + rest], unacked
+
+    texts, unacked = run(scenario)
+    assert texts == [f"e{i}" for i in range(12)]
+    assert unacked == 5

@@ -78,7 +78,8 @@ def build_collectors(
                 logger=logger,
                 claims=claims,
                 read_existing=lf.other.get("only-future-events", "yes") == "no",
-                exclude=lf.other.get("exclude"),
+                # Repeated <exclude> elements arrive joined with ','.
+                exclude=[p for p in lf.other.get("exclude", "").split(",") if p],
             )
         )
 

@@ -208,9 +208,11 @@ class JournaldCollector:
         args = [self._journalctl, "-o", "json", "--follow", "--no-pager", "--all"]
         if self._last_seen is not None:
             args += ["--after-cursor", self._last_seen]
+        elif self._read_existing:
+            pass  # the whole journal
         elif self._started_at:
             args += [f"--since=@{int(self._started_at)}"]  # a restart before any record was seen
-        elif not self._read_existing:
+        else:
             args += ["--since", "now"]
         return args + journalctl_matches(self._groups)
 

@@ -28,6 +28,10 @@ class LineSplitter:
         self._max = max_bytes
 
     @property
+    def max_bytes(self) -> int:
+        return self._max
+
+    @property
     def position(self) -> int:
         """Offset after the last complete line."""
         return self._start

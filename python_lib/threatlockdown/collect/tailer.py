@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -114,7 +114,7 @@ class FileTailer:
         logger: logging.Logger,
         claims: FileClaims | None = None,
         read_existing: bool = False,
-        exclude: str | None = None,
+        exclude: Sequence[str] = (),
         use_inotify: bool = True,
         poll_interval: float = 0.25,
         flush_interval: float = 1.0,
@@ -129,7 +129,7 @@ class FileTailer:
         self._logger = logger
         self._claims = claims if claims is not None else FileClaims()
         self._read_existing = read_existing
-        self._exclude = exclude
+        self._exclude = tuple(exclude)
         self._use_inotify = use_inotify
         self._poll = poll_interval
         self._flush_every = flush_interval
@@ -195,9 +195,10 @@ class FileTailer:
 
     def _expand(self) -> list[str]:
         paths = sorted(glob.glob(self.location)) if glob.has_magic(self.location) else [self.location]
-        if self._exclude:
-            paths = [p for p in paths if not path_matches(self._exclude, p)]
-        return paths
+        return [p for p in paths if not self._excluded(p)]
+
+    def _excluded(self, path: str) -> bool:
+        return any(path_matches(pattern, path) for pattern in self._exclude)
 
     def _scan(self, *, startup: bool) -> None:
         self._update_watches()
@@ -319,7 +320,7 @@ class FileTailer:
         for path in self._store.paths():
             if path in found or not path_matches(self.location, path):
                 continue
-            if self._exclude and path_matches(self._exclude, path):
+            if self._excluded(path):
                 continue
             if self._claims.claim(path, self.name) != self.name:
                 continue
@@ -387,7 +388,7 @@ class FileTailer:
         for f in list(self._draining):
             if await self._pump(f, out):
                 f.last_growth = now
-            elif now - f.last_growth >= self._grace:
+            elif now - f.last_growth >= self._grace and self._read_to_end(f):
                 await self._finish_rotated(f, out)
         for f in list(self._live.values()):
             await self._pump(f, out)
@@ -421,10 +422,22 @@ class FileTailer:
                 f.read_offset += len(chunk)
                 for line in f.splitter.feed(chunk):
                     await self._deliver(f, f.shaper.take(line), out)
+                    if f.acks.outstanding >= self._max_unacked:
+                        # Stop inside the chunk; the rest is read again once acks arrive.
+                        f.read_offset = line.end
+                        f.splitter = LineSplitter(line.end, f.splitter.max_bytes)
+                        break
                 await asyncio.sleep(0)  # a large backlog must not starve the other tasks
         except OSError as exc:
             self._error(f.path, f"read failed: {exc.strerror}")
             return False
+
+    def _read_to_end(self, f: TailedFile) -> bool:
+        """Nothing left to read (reading may have been paused waiting for acks, or failed)."""
+        try:
+            return f.read_offset >= os.fstat(f.fd).st_size and f.acks.outstanding < self._max_unacked
+        except OSError:
+            return True  # cannot be read any more; close it
 
     def _was_truncated(self, f: TailedFile, size: int) -> bool:
         if size < f.read_offset:
