@@ -1,29 +1,18 @@
 """Rule evaluation with Wazuh 4.x semantics, and the per-session state it needs.
 
 State (fired counters, ignore windows, correlation memory) belongs to one engine instance, so logtest
-sessions, replays and the daemon never share it by accident. Correlation memory is bounded twice: entries
-older than the longest timeframe that reads them are dropped, and each list is capped.
+sessions, replays and the daemon never share it by accident. Correlation memory (correlation.py) is
+bounded.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
-from .conditions import EvalContext, event_value
+from .conditions import EvalContext
+from .correlation import Correlator
 from .event import Event
 from .rules import Rule, RuleSet
-
-MAX_EVENTS_PER_LIST = 20_000
-
-
-@dataclass(slots=True)
-class Remembered:
-    """An earlier event kept for frequency rules."""
-
-    time: float
-    event: Event
-    consumed_by: set[int] | None = None
 
 
 @dataclass(slots=True)
@@ -37,33 +26,25 @@ class Match:
 
 
 @dataclass
-class _History:
-    items: deque[Remembered]
-    horizon: int  # seconds kept: the longest timeframe of the rules reading this list
-
-
-@dataclass
 class RuleEngine:
     ruleset: RuleSet
     firedtimes: dict[int, int] = field(default_factory=dict)
     ignored_since: dict[int, float] = field(default_factory=dict)
-    by_sid: dict[int, _History] = field(default_factory=dict)
-    by_group: dict[str, _History] = field(default_factory=dict)
+    correlators: dict[int, Correlator] = field(default_factory=dict)
+    # Which correlators an event feeds, by the sid / group of its final rule.
+    _feeds_sid: dict[int, list[Correlator]] = field(default_factory=dict)
+    _feeds_group: dict[str, list[Correlator]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.ruleset.rules.values():
+            if not rule.is_correlation:
+                continue
+            corr = Correlator(rule)
+            self.correlators[rule.sid] = corr
             if rule.if_matched_sid is not None:
-                self._history(self.by_sid, rule.if_matched_sid, rule.timeframe)
-            if rule.if_matched_group is not None:
-                self._history(self.by_group, rule.if_matched_group, rule.timeframe)
-
-    @staticmethod
-    def _history(table: dict, key: object, horizon: int) -> None:  # type: ignore[type-arg]
-        hist = table.get(key)
-        if hist is None:
-            table[key] = _History(deque(maxlen=MAX_EVENTS_PER_LIST), horizon)
-        else:
-            hist.horizon = max(hist.horizon, horizon)
+                self._feeds_sid.setdefault(rule.if_matched_sid, []).append(corr)
+            else:
+                self._feeds_group.setdefault(rule.if_matched_group or "", []).append(corr)
 
     # ------------------------------------------------------------ evaluation
 
@@ -104,43 +85,18 @@ class RuleEngine:
         return Match(final, count, walk.previous, alert=True)
 
     def _remember(self, rule: Rule, event: Event, now: float) -> None:
-        hist = self.by_sid.get(rule.sid)
-        if hist is not None:
-            _append(hist, Remembered(now, event), now)
-        if self.by_group:
+        """Only an event's final rule feeds correlation, as in Wazuh."""
+        for corr in self._feeds_sid.get(rule.sid, ()):
+            corr.add(event, now)
+        if self._feeds_group:
             for group in rule.groups:
-                ghist = self.by_group.get(group)
-                if ghist is not None:
-                    _append(ghist, Remembered(now, event), now)
+                for corr in self._feeds_group.get(group, ()):
+                    corr.add(event, now)
 
     def correlate(self, rule: Rule, ctx: EvalContext) -> list[Event] | None:
         """Earlier events that complete ``rule``'s frequency with the current one, or None."""
-        if rule.if_matched_sid is not None:
-            hist = self.by_sid.get(rule.if_matched_sid)
-        else:
-            hist = self.by_group.get(rule.if_matched_group or "")
-        if hist is None:
-            return None
-        needed = (rule.frequency or 2) - 1
-        now, cur = ctx.now, ctx.event
-        found: list[Remembered] = []
-        for rec in reversed(hist.items):
-            if now - rec.time > rule.timeframe:
-                break
-            if rec.consumed_by is not None and rule.sid in rec.consumed_by:
-                break  # events used by an earlier firing of this rule end the search
-            if not rule.global_frequency and rec.event.agent_id != cur.agent_id:
-                continue
-            if not _same_context(rule, cur, rec.event):
-                continue
-            found.append(rec)
-            if len(found) >= needed:
-                for used in found:
-                    if used.consumed_by is None:
-                        used.consumed_by = set()
-                    used.consumed_by.add(rule.sid)
-                return [r.event for r in found]
-        return None
+        corr = self.correlators.get(rule.sid)
+        return corr.search(ctx.event, ctx.now) if corr is not None else None
 
 
 def _any_in(needles: tuple[str, ...], text: str) -> bool:
@@ -148,39 +104,6 @@ def _any_in(needles: tuple[str, ...], text: str) -> bool:
         if needle in text:
             return True
     return False
-
-
-def _append(hist: _History, rec: Remembered, now: float) -> None:
-    items = hist.items
-    while items and now - items[0].time > hist.horizon:
-        items.popleft()
-    items.append(rec)
-
-
-def _same_context(rule: Rule, cur: Event, old: Event) -> bool:
-    for name in rule.same:
-        a = _value(cur, name)
-        if not a or a != _value(old, name):
-            return False
-    for name in rule.different:
-        a = _value(cur, name)
-        if a and a == _value(old, name):
-            return False
-    for name in rule.same_fields:
-        a = cur.fields.get(name)
-        if not a or a != old.fields.get(name):
-            return False
-    for name in rule.different_fields:
-        a = cur.fields.get(name)
-        if a and a == old.fields.get(name):
-            return False
-    return True
-
-
-def _value(event: Event, name: str) -> str | None:
-    if name == "agent":
-        return event.agent_id
-    return event_value(event, name)
 
 
 class _Walk:

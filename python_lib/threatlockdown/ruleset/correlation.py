@@ -1,0 +1,120 @@
+"""Memory for frequency rules (``if_matched_sid``/``if_matched_group`` with ``frequency``).
+
+Each frequency rule keeps its own earlier events, bucketed by what the rule requires to be equal
+(``same_source_ip``, ``same_user``, ``same_field``, and the agent unless ``global_frequency``), so a check
+reads only the events that can count instead of scanning every attacker's history. Memory is bounded:
+entries older than the rule's timeframe are dropped, each bucket holds a few times the frequency, and the
+number of buckets is capped (least recently fed first out).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .conditions import event_value
+from .event import Event
+from .rules import Rule
+
+MAX_BUCKETS = 50_000
+BUCKET_SLACK = 2  # a bucket keeps up to frequency * this many events
+
+
+@dataclass(slots=True)
+class Remembered:
+    time: float
+    event: Event
+    consumed: bool = False  # used by a firing of this rule: ends later searches, as in Wazuh
+
+
+@dataclass
+class Correlator:
+    rule: Rule
+    buckets: dict[tuple[str, ...], deque[Remembered]] = field(default_factory=dict)
+
+    @property
+    def needed(self) -> int:
+        """Earlier events needed: the frequency counts the current event too."""
+        return max((self.rule.frequency or 2) - 1, 1)
+
+    def key(self, event: Event) -> tuple[str, ...] | None:
+        """The bucket an event belongs to; None when a required value is missing (it can never count)."""
+        rule = self.rule
+        parts: list[str] = [] if rule.global_frequency else [event.agent_id]
+        for name in rule.same:
+            value = event.agent_id if name == "agent" else event_value(event, name)
+            if not value:
+                return None
+            parts.append(value)
+        for name in rule.same_fields:
+            value = event.fields.get(name)
+            if not value:
+                return None
+            parts.append(value)
+        return tuple(parts)
+
+    def add(self, event: Event, now: float) -> None:
+        key = self.key(event)
+        if key is None:
+            return
+        buckets = self.buckets
+        bucket = buckets.pop(key, None)
+        if bucket is None:
+            bucket = deque(maxlen=max(self.needed * BUCKET_SLACK, 8))
+        buckets[key] = bucket  # re-inserted last: dict order is least recently fed first
+        timeframe = self.rule.timeframe
+        while bucket and now - bucket[0].time > timeframe:
+            bucket.popleft()
+        bucket.append(Remembered(now, event))
+        self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        buckets = self.buckets
+        timeframe = self.rule.timeframe
+        # Drop the least recently fed bucket while it is stale or while there are too many.
+        while buckets:
+            oldest_key = next(iter(buckets))
+            oldest = buckets[oldest_key]
+            if len(buckets) > MAX_BUCKETS or not oldest or now - oldest[-1].time > timeframe:
+                del buckets[oldest_key]
+            else:
+                return
+
+    def search(self, event: Event, now: float) -> list[Event] | None:
+        """Earlier events completing the frequency with ``event`` (newest first), marked as used; or None."""
+        key = self.key(event)
+        if key is None:
+            return None
+        bucket = self.buckets.get(key)
+        if not bucket:
+            return None
+        rule = self.rule
+        needed = self.needed
+        found: list[Remembered] = []
+        for rec in reversed(bucket):
+            if now - rec.time > rule.timeframe or rec.consumed:
+                break
+            if (rule.different or rule.different_fields) and not _differs(rule, event, rec.event):
+                continue
+            found.append(rec)
+            if len(found) >= needed:
+                for used in found:
+                    used.consumed = True
+                return [r.event for r in found]
+        return None
+
+    def size(self) -> int:
+        return sum(len(b) for b in self.buckets.values())
+
+
+def _differs(rule: Rule, cur: Event, old: Event) -> bool:
+    for name in rule.different:
+        a = cur.agent_id if name == "agent" else event_value(cur, name)
+        b = old.agent_id if name == "agent" else event_value(old, name)
+        if a and a == b:
+            return False
+    for name in rule.different_fields:
+        a = cur.fields.get(name)
+        if a and a == old.fields.get(name):
+            return False
+    return True
