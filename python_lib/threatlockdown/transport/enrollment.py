@@ -40,7 +40,7 @@ log = logging.getLogger("threatlockdown.transport")
 @dataclass(frozen=True)
 class EnrollmentConfig:
     home: Path
-    host: str = "0.0.0.0"
+    host: str | None = "0.0.0.0"  # None: every interface, IPv4 and IPv6
     port: int = 1515  # Wazuh's enrollment port
     password: str | None = None  # None: anyone who can reach the port may enroll
     use_source_ip: bool = False  # True: the new key only works from the address that enrolled
@@ -81,10 +81,12 @@ class EnrollmentServer:
         self._identity = await asyncio.to_thread(ensure_manager_identity, self._config.home)
         self._ssl = server_context(self._identity)
         self._server = await asyncio.start_server(self._handle, self._config.host, self._config.port)
-        log.info("listening for agent enrollment on %s:%d", self._config.host, self.port)
+        log.info("listening for agent enrollment on %s:%d", self._config.host or "*", self.port)
 
     @property
     def port(self) -> int:
+        """The bound port (useful with port 0; with host None and port 0 each address family would get
+        its own port, and this is the first one's)."""
         if self._server is None or not self._server.sockets:
             raise RuntimeError("EnrollmentServer is not started")
         return int(self._server.sockets[0].getsockname()[1])

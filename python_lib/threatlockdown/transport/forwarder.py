@@ -202,9 +202,14 @@ class AgentForwarder:
             if self._reached_ok:
                 delay = config.backoff_initial  # it worked a moment ago: retry soon
             pause = self._rng.uniform(delay / 2, delay)  # jitter: a restarted manager is not hit all at once
-            log.warning("agent %s: manager %s:%d: %s; retrying in %.1f s",
-                        self._agent.id if self._agent else "?", config.manager_host, config.manager_port,
-                        error, pause)  # fmt: skip
+            log.warning(
+                "agent %s: manager %s:%d: %s; retrying in %.1f s",
+                self._agent.id if self._agent else "?",
+                config.manager_host,
+                config.manager_port,
+                error,
+                pause,
+            )
             await asyncio.sleep(pause)
             delay = min(delay * 2, config.backoff_max)
 
@@ -220,15 +225,22 @@ class AgentForwarder:
                 manager_last = await self._handshake(reader, writer)
             self._reached_ok = True
             self._connected = True
-            log.info("agent %s: connected to the manager %s:%d, %d events to deliver",
-                     self._agent.id if self._agent else "?", config.manager_host, config.manager_port,
-                     self._spool.pending)  # fmt: skip
+            log.info(
+                "agent %s: connected to the manager %s:%d, %d events to deliver",
+                self._agent.id if self._agent else "?",
+                config.manager_host,
+                config.manager_port,
+                self._spool.pending,
+            )
             if manager_last > self._spool.last_seq:
                 # The manager has seen more of this stream than we ever wrote: our spool state is
                 # older than the manager's (restored from a copy?). Without a new stream every event
                 # we send would be dropped as a duplicate.
-                log.error("agent spool reached seq %d, but the manager already has %d; starting a new stream",
-                          self._spool.last_seq, manager_last)  # fmt: skip
+                log.error(
+                    "agent spool reached seq %d, but the manager already has %d; starting a new stream",
+                    self._spool.last_seq,
+                    manager_last,
+                )
                 await self._spool.new_stream()
                 raise ProtocolError("stream_reset", "reconnecting with a new event stream")
             if manager_last > self._spool.acked_seq:

@@ -46,7 +46,7 @@ _AUTH_FAILED = "authentication failed"
 @dataclass(frozen=True)
 class ManagerConfig:
     home: Path
-    host: str = "0.0.0.0"
+    host: str | None = "0.0.0.0"  # None: every interface, IPv4 and IPv6
     port: int = 1514  # Wazuh's agent port
     handshake_timeout: float = 10.0  # TLS + hello/challenge/auth must finish within this
     idle_timeout: float = 120.0  # agents send a keepalive every 30 s by default
@@ -116,10 +116,12 @@ class ManagerServer:
         self._ssl = server_context(self._identity)
         # TLS is started inside the handler rather than by the server, so failed handshakes are counted.
         self._server = await asyncio.start_server(self._handle, self._config.host, self._config.port)
-        log.info("listening for agents on %s:%d", self._config.host, self.port)
+        log.info("listening for agents on %s:%d", self._config.host or "*", self.port)
 
     @property
     def port(self) -> int:
+        """The bound port (useful with port 0; with host None and port 0 each address family would get
+        its own port, and this is the first one's)."""
         if self._server is None or not self._server.sockets:
             raise RuntimeError("ManagerServer is not started")
         return int(self._server.sockets[0].getsockname()[1])
@@ -269,8 +271,11 @@ class ManagerServer:
             self._replaced += 1
             log.warning(
                 "agent %s (%s) connected again from %s; closing its older session from %s",
-                identity.id, identity.name, identity.ip, old.identity.ip,
-            )  # fmt: skip
+                identity.id,
+                identity.name,
+                identity.ip,
+                old.identity.ip,
+            )
             close_quietly(old.writer)
             await old.done.wait()  # its current batch is finished and persisted first
         now = time.time()
@@ -293,8 +298,11 @@ class ManagerServer:
             state = await asyncio.to_thread(self._seq.load, identity.id)
             if state is None or state.stream != stream:
                 if state is not None:
-                    log.info("agent %s (%s) started a new event stream (its spool was recreated)",
-                             identity.id, identity.name)  # fmt: skip
+                    log.info(
+                        "agent %s (%s) started a new event stream (its spool was recreated)",
+                        identity.id,
+                        identity.name,
+                    )
                 # Events up to ``acked`` were acknowledged under the old stream; expect the next one.
                 state = StreamState(stream, acked)
             agent = {"id": identity.id, "name": identity.name, "ip": identity.ip}
@@ -346,8 +354,13 @@ class ManagerServer:
         who = session.identity
         if fresh[0].seq != state.last_seq + 1:
             self._gaps += 1
-            log.warning("agent %s (%s): events %d..%d never arrived (lost on the agent side)",
-                        who.id, who.name, state.last_seq + 1, fresh[0].seq - 1)  # fmt: skip
+            log.warning(
+                "agent %s (%s): events %d..%d never arrived (lost on the agent side)",
+                who.id,
+                who.name,
+                state.last_seq + 1,
+                fresh[0].seq - 1,
+            )
         try:
             await self._on_events(who, fresh)
         except Exception as exc:

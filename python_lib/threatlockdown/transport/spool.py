@@ -129,11 +129,11 @@ class Spool:
         state = self._read_state()
         if state is None:
             if found:
-                raise SourceErrors([SourceError(
-                    str(self._dir / STATE_FILE), None, None,
-                    f"missing while {len(found)} segment files exist; without it nobody knows which events "
-                    "the manager already has. Move the .seg files away to start a new spool.",
-                )])  # fmt: skip
+                problem = (
+                    f"missing while {len(found)} segment files exist; without it nobody knows which "
+                    "events the manager already has. Move the .seg files away to start a new spool."
+                )
+                raise SourceErrors([SourceError(str(self._dir / STATE_FILE), None, None, problem)])
             self._stream = secrets.token_hex(16)
             self._write_state(self._stream, 0)
         else:
@@ -201,8 +201,12 @@ class Spool:
             )
             if problem is not None:
                 if is_last and not _has_record_after(data, end):
-                    log.warning("%s:%d: %s at the end of the spool (the agent stopped mid-write); cut off",
-                                path, line_no, problem)  # fmt: skip
+                    log.warning(
+                        "%s:%d: %s at the end of the spool (the agent stopped mid-write); cut off",
+                        path,
+                        line_no,
+                        problem,
+                    )
                     os.truncate(path, offset)
                     break
                 raise SourceErrors([SourceError(str(path), line_no, "record", problem)])
