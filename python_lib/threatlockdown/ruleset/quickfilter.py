@@ -36,7 +36,7 @@ def _osmatch_needles(source: str) -> tuple[str, ...] | None:
 
 def _osregex_needles(source: str) -> tuple[str, ...] | None:
     needles = []
-    for alt in _split_alternatives(source):
+    for alt in split_alternatives(source):
         best = _longest_literal_run(alt)
         if len(best) < MIN_NEEDLE:
             return None
@@ -44,7 +44,8 @@ def _osregex_needles(source: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(needles)) or None
 
 
-def _split_alternatives(source: str) -> list[str]:
+def split_alternatives(source: str) -> list[str]:
+    """OS_Regex alternatives: split on ``|`` that is not escaped."""
     alts, cur, i = [], [], 0
     while i < len(source):
         ch = source[i]
