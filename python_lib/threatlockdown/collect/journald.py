@@ -198,7 +198,6 @@ class JournaldCollector:
         self._acks: AckTracker[str | None] = AckTracker(None)
         self._last_seen: str | None = None
         self._started_at = 0.0
-        self.commands: list[list[str]] = []  # every journalctl command line run, newest last
 
     def stats(self) -> dict[str, int]:
         return {**self._counts, "unacked": self._acks.outstanding}
@@ -242,7 +241,6 @@ class JournaldCollector:
 
     async def _run_once(self, args: list[str], out: asyncio.Queue[RawEvent]) -> tuple[int, str]:
         """Run journalctl until it exits: the number of records read and why it stopped."""
-        self.commands.append(args)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args,

@@ -87,6 +87,7 @@ class SyslogReceiver:
         loop = asyncio.get_running_loop()
         transports: list[asyncio.DatagramTransport] = []
         servers: list[asyncio.Server] = []
+        self.addresses.clear()
         try:
             for protocol in self._protocols:
                 port = self._port

@@ -141,6 +141,7 @@ class FileTailer:
         self._draining: list[TailedFile] = []  # rotated or deleted, still read by descriptor
         self._retired: list[TailedFile] = []  # closed, kept until their last events are acked
         self._saved_paths: set[str] = set()
+        self._noted: set[str] = set()
         self._inotify: Inotify | None = None
         self._wd_by_dir: dict[str, int] = {}
         self._dir_by_wd: dict[int, str] = {}
@@ -233,13 +234,13 @@ class FileTailer:
             self._error(path, f"cannot read: {exc.strerror}")
             return
         if not stat.S_ISREG(st.st_mode):
-            self._limiter.warning(f"notfile:{path}", "%s: not a regular file; not read", path)
+            self._note_once(path, f"{path}: not a regular file; not read")
             return
         if (st.st_dev, st.st_ino) in reading:
             return  # a rotated file renamed to a name the wildcard also matches: already being read
         owner = self._claims.claim(path, self.name)
         if owner != self.name:
-            self._limiter.warning(f"claimed:{path}", "%s: already read for %s; not read twice", path, owner)
+            self._note_once(path, f"{path}: already read for {owner}; not read twice")
             return
         try:
             fd = os.open(path, _OPEN_FLAGS)
@@ -517,6 +518,12 @@ class FileTailer:
         self._draining.clear()
         self._wd_by_dir.clear()
         self._dir_by_wd.clear()
+
+    def _note_once(self, path: str, message: str) -> None:
+        # Seen again at every rescan; saying it once is enough.
+        if path not in self._noted:
+            self._noted.add(path)
+            self._logger.warning("%s", message)
 
     def _error(self, key: str, message: str) -> None:
         self._counts["errors"] += 1
