@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev gcc
   iproute2 nftables iptables ipset procps psmisc
   openssh-server openssh-client rsyslog
-  fail2ban sudo passwd git
+  fail2ban sudo passwd git openssl util-linux
 )
 
 missing=()
