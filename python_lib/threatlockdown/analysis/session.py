@@ -35,7 +35,7 @@ def manager_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
 
-@dataclass
+@dataclass(slots=True)
 class ProcessResult:
     event: Event
     match: Match

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .conditions import EvalContext
+from .conditions import DecodedAs, EvalContext
 from .correlation import Correlator
 from .event import Event
 from .rules import Rule, RuleSet
@@ -34,6 +34,9 @@ class RuleEngine:
     # Which correlators an event feeds, by the sid / group of its final rule.
     _feeds_sid: dict[int, list[Correlator]] = field(default_factory=dict)
     _feeds_group: dict[str, list[Correlator]] = field(default_factory=dict)
+    # Roots worth trying for an event, by decoder name: a root whose <decoded_as> names another decoder
+    # can never match, so it is left out once instead of being checked for every event.
+    _roots_by_decoder: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.ruleset.rules.values():
@@ -54,7 +57,10 @@ class RuleEngine:
         category = "syslog"
         final: Rule | None = None
         lowered_log = ctx.lowered
-        for root in self.ruleset.roots:
+        roots = self._roots_by_decoder.get(event.decoder_id)
+        if roots is None:
+            roots = self._roots_for(event.decoder_id)
+        for root in roots:
             if root.category is not None and root.category != category:
                 continue
             quick = root.quick
@@ -83,6 +89,16 @@ class RuleEngine:
         self.firedtimes[final.sid] = count
         self._remember(final, event, now)
         return Match(final, count, walk.previous, alert=True)
+
+    def _roots_for(self, decoder_id: str) -> tuple[Rule, ...]:
+        roots = tuple(
+            r
+            for r in self.ruleset.roots
+            if all(c.name == decoder_id for c in r.conditions if isinstance(c, DecodedAs))
+        )
+        if len(self._roots_by_decoder) < 10_000:  # decoder names come from the ruleset: a small set
+            self._roots_by_decoder[decoder_id] = roots
+        return roots
 
     def _remember(self, rule: Rule, event: Event, now: float) -> None:
         """Only an event's final rule feeds correlation, as in Wazuh."""
