@@ -9,7 +9,7 @@ number of buckets is capped (least recently fed first out).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .conditions import event_value
@@ -30,7 +30,9 @@ class Remembered:
 @dataclass
 class Correlator:
     rule: Rule
-    buckets: dict[tuple[str, ...], deque[Remembered]] = field(default_factory=dict)
+    # OrderedDict, not dict: evicting the oldest key of a plain dict again and again makes finding the
+    # next oldest scan past every deleted slot, so a flood of new sources cost O(buckets) per event.
+    buckets: OrderedDict[tuple[str, ...], deque[Remembered]] = field(default_factory=OrderedDict)
 
     @property
     def needed(self) -> int:
@@ -58,10 +60,12 @@ class Correlator:
         if key is None:
             return
         buckets = self.buckets
-        bucket = buckets.pop(key, None)
+        bucket = buckets.get(key)
         if bucket is None:
             bucket = deque(maxlen=max(self.needed * BUCKET_SLACK, 8))
-        buckets[key] = bucket  # re-inserted last: dict order is least recently fed first
+            buckets[key] = bucket
+        else:
+            buckets.move_to_end(key)  # order is least recently fed first
         timeframe = self.rule.timeframe
         while bucket and now - bucket[0].time > timeframe:
             bucket.popleft()
