@@ -555,12 +555,17 @@ class RuleLoader:
         rs.rules[rule.sid] = rule
         if rule.if_sid:
             placed = False
+            # Point at the element naming the parent: <if_sid>, or <if_matched_sid> which implies it.
+            sid_el = el.find("if_sid")
+            if sid_el is None:
+                sid_el = el.find("if_matched_sid")
+            sid_line = line_of(sid_el) if sid_el is not None else line_of(el)
             for psid in rule.if_sid:
                 parent = rs.rules.get(psid)
                 if parent is None or parent is rule:
                     self.warnings.append(
                         SourceError(
-                            path, line_of(el), "if_sid", f"rule {rule.sid}: parent rule {psid} not found"
+                            path, sid_line, "if_sid", f"rule {rule.sid}: parent rule {psid} not found"
                         )
                     )
                     continue
