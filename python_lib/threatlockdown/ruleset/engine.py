@@ -13,6 +13,7 @@ from .conditions import DecodedAs, EvalContext
 from .correlation import Correlator
 from .event import Event
 from .rules import Rule, RuleSet
+from .siblings import SiblingIndex
 
 
 @dataclass(slots=True)
@@ -36,7 +37,9 @@ class RuleEngine:
     _feeds_group: dict[str, list[Correlator]] = field(default_factory=dict)
     # Roots worth trying for an event, by decoder name: a root whose <decoded_as> names another decoder
     # can never match, so it is left out once instead of being checked for every event.
-    _roots_by_decoder: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    _roots_by_decoder: dict[str, tuple[tuple[Rule, ...], SiblingIndex | None]] = field(default_factory=dict)
+    # Children lists long enough to be searched with one automaton pass, by parent sid.
+    _child_index: dict[int, SiblingIndex | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.ruleset.rules.values():
@@ -57,14 +60,15 @@ class RuleEngine:
         category = "syslog"
         final: Rule | None = None
         lowered_log = ctx.lowered
-        roots = self._roots_by_decoder.get(event.decoder_id)
-        if roots is None:
-            roots = self._roots_for(event.decoder_id)
-        for root in roots:
+        entry = self._roots_by_decoder.get(event.decoder_id)
+        if entry is None:
+            entry = self._roots_for(event.decoder_id)
+        roots, index = entry
+        for root in roots if index is None else index.candidates(lowered_log):
             if root.category is not None and root.category != category:
                 continue
             quick = root.quick
-            if quick is not None and not _any_in(quick, lowered_log):
+            if index is None and quick is not None and not _any_in(quick, lowered_log):
                 continue
             final = walk.check(root)
             if final is not None:
@@ -90,15 +94,24 @@ class RuleEngine:
         self._remember(final, event, now)
         return Match(final, count, walk.previous, alert=True)
 
-    def _roots_for(self, decoder_id: str) -> tuple[Rule, ...]:
+    def _roots_for(self, decoder_id: str) -> tuple[tuple[Rule, ...], SiblingIndex | None]:
         roots = tuple(
             r
             for r in self.ruleset.roots
             if all(c.name == decoder_id for c in r.conditions if isinstance(c, DecodedAs))
         )
+        entry = (roots, SiblingIndex(roots) if SiblingIndex.worth_it(roots) else None)
         if len(self._roots_by_decoder) < 10_000:  # decoder names come from the ruleset: a small set
-            self._roots_by_decoder[decoder_id] = roots
-        return roots
+            self._roots_by_decoder[decoder_id] = entry
+        return entry
+
+    def child_index(self, rule: Rule) -> SiblingIndex | None:
+        try:
+            return self._child_index[rule.sid]
+        except KeyError:
+            index = SiblingIndex(rule.children) if SiblingIndex.worth_it(rule.children) else None
+            self._child_index[rule.sid] = index
+            return index
 
     def _remember(self, rule: Rule, event: Event, now: float) -> None:
         """Only an event's final rule feeds correlation, as in Wazuh."""
@@ -145,6 +158,16 @@ class _Walk:
                 return None
             self.previous = previous
         lowered = ctx.lowered
+        if rule.children:
+            index = self.engine.child_index(rule)
+            if index is not None:
+                for child in index.candidates(lowered):
+                    hit = self.check(child)
+                    if hit is not None:
+                        if self.parent_of_final is None:
+                            self.parent_of_final = rule
+                        return hit
+                return None if rule.noalert else rule
         for child in rule.children:
             quick = child.quick
             if quick is not None:
