@@ -20,6 +20,7 @@ class RawEvent:
     log_format: str  # "syslog", "json", "journald", "multi-line", ...
     record: Mapping[str, Any] | None = None  # the journald JSON record when log_format == "journald"
     source_ip: str | None = None  # remote sender
+    source: str = ""  # the name of the collector that read it (status counts events per source)
     # Call once the event is durably processed. Saved positions move only through acks, so an event
     # that was never acked is read again after a restart. Call it from the event loop's thread.
     ack: Callable[[], None] | None = None

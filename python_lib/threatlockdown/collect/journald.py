@@ -141,6 +141,7 @@ class CursorStore:
         self._logger = logger
         self._limiter = LogLimiter(logger)
         self._saved: str | None = None
+        self._commit: int | None = None
 
     def load(self) -> str | None:
         try:
@@ -156,17 +157,25 @@ class CursorStore:
             set_aside(self.path, problem, self._logger)
             return None
         self._saved = cursor
+        self._commit = data.get("commit") if type(data.get("commit")) is int else None
         return cursor
 
-    def save(self, cursor: str | None) -> None:
-        if cursor is None or cursor == self._saved:
-            return
+    def save(self, cursor: str | None, commit: int | None = None) -> bool:
+        """Save ``cursor`` if it moved; ``commit`` as in PositionStore.save. False when the write failed."""
+        commit = self._commit if commit is None else commit  # periodic saves keep the last mark
+        if cursor is None or (cursor == self._saved and commit == self._commit):
+            return True
+        data: dict[str, object] = {"format": _FORMAT, "version": 1, "cursor": cursor}
+        if commit is not None:
+            data["commit"] = commit
         try:
-            write_json_atomic(self.path, {"format": _FORMAT, "version": 1, "cursor": cursor})
+            write_json_atomic(self.path, data)
         except OSError as exc:
             self._limiter.log(logging.ERROR, "save", "%s: cannot save the journal cursor: %s", self.path, exc)
-            return
+            return False
         self._saved = cursor
+        self._commit = commit
+        return True
 
 
 class JournaldCollector:
@@ -302,8 +311,18 @@ class JournaldCollector:
             self._acks.skip(position)
             return
         ack = self._acks.issue(position)
-        await out.put(RawEvent("journald", cut_text(text), "journald", record=record, ack=ack))
+        await out.put(
+            RawEvent("journald", cut_text(text), "journald", record=record, ack=ack, source=self.name)
+        )
         self._counts["received"] += 1
+
+    def flush_cursor(self, commit: int | None = None) -> bool:
+        """Save the acked cursor now (the manager calls it right after acking a batch)."""
+        return self._cursors.save(self._acks.committed, commit)
+
+    @property
+    def cursor_path(self) -> Path:
+        return self._cursors.path
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -48,6 +48,8 @@ class PositionStore:
         self._limiter = LogLimiter(logger)
         self._files: dict[str, tuple[FilePosition, ...]] = {}
         self._dirty = False
+        # The id of the last alert batch whose acks these positions include (see docs/manager.md).
+        self.commit: int | None = None
         self.write_errors = 0
         self._load()
 
@@ -67,30 +69,55 @@ class PositionStore:
             self._files.pop(path, None)
         self._dirty = True
 
-    def save(self) -> None:
-        """Write the file if anything changed; a failed write is logged and retried next time."""
+    def save(self, commit: int | None = None) -> bool:
+        """Write the file if anything changed (or ``commit`` is new); False when the write failed.
+
+        ``commit`` marks the positions as those after alert batch ``commit``: the manager's batch
+        journal compares it to tell a finished batch from an interrupted one. A failed write is
+        logged and retried next time."""
+        if commit is not None and commit != self.commit:
+            self.commit = commit
+            self._dirty = True
         if not self._dirty:
-            return
-        data = {
+            return True
+        data: dict[str, Any] = {
             "format": _FORMAT,
             "version": _VERSION,
             "files": {p: [pos.to_json() for pos in ps] for p, ps in sorted(self._files.items())},
         }
+        if self.commit is not None:
+            data["commit"] = self.commit
         try:
             write_json_atomic(self.path, data)
         except OSError as exc:
             self.write_errors += 1
             self._limiter.log(logging.ERROR, "save", "%s: cannot save file positions: %s", self.path, exc)
-            return
+            return False
         self._dirty = False
+        return True
 
     def _load(self) -> None:
         try:
             data = read_json_state(self.path, "file_positions")
             if data is not None:
                 self._files = _parse(data, str(self.path))
+                self.commit = read_commit(data)
         except StateFileError as exc:
             set_aside(self.path, exc.problem, self._logger)
+
+
+def read_commit(data: Any) -> int | None:
+    """The alert batch id a state file was saved after, None when it has none."""
+    commit = data.get("commit") if isinstance(data, dict) else None
+    return commit if type(commit) is int else None
+
+
+def saved_commit(path: Path) -> int | None:
+    """``read_commit`` of a state file on disk; None when it is missing or unreadable."""
+    try:
+        return read_commit(read_json_state(path, path.name))
+    except StateFileError:
+        return None
 
 
 def _parse(data: Any, where: str) -> dict[str, tuple[FilePosition, ...]]:

@@ -175,7 +175,7 @@ class SyslogReceiver:
             self._counts["skipped"] += 1
             return
         try:
-            out.put_nowait(RawEvent(ip, decode_text(data), "syslog", source_ip=ip))
+            out.put_nowait(RawEvent(ip, decode_text(data), "syslog", source_ip=ip, source=self.name))
         except asyncio.QueueFull:
             self._counts["dropped"] += 1
             self._limiter.warning("queue-full", "%s: analysis queue full; UDP messages dropped", self.name)
@@ -244,7 +244,7 @@ class SyslogReceiver:
             writer.transport.abort()
 
     async def _put(self, message: bytes, ip: str, out: asyncio.Queue[RawEvent]) -> None:
-        await out.put(RawEvent(ip, decode_text(message), "syslog", source_ip=ip))
+        await out.put(RawEvent(ip, decode_text(message), "syslog", source_ip=ip, source=self.name))
         self._counts["received"] += 1
 
     # -- shared ------------------------------------------------------------------------------------

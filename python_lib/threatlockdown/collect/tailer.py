@@ -141,6 +141,8 @@ class FileTailer:
         self._draining: list[TailedFile] = []  # rotated or deleted, still read by descriptor
         self._retired: list[TailedFile] = []  # closed, kept until their last events are acked
         self._saved_paths: set[str] = set()
+        # After run() ends: the files whose acks may still arrive, so stage_positions() can save them.
+        self._stopped: list[TailedFile] | None = None
         self._noted: set[str] = set()
         self._inotify: Inotify | None = None
         self._wd_by_dir: dict[str, int] = {}
@@ -166,7 +168,26 @@ class FileTailer:
             "unacked": sum(f.acks.outstanding for f in files),
         }
 
+    @property
+    def store(self) -> PositionStore:
+        return self._store
+
+    def stage_positions(self) -> None:
+        """Put the acked positions into the store without writing it (the caller saves the store).
+
+        Works during run() and after it returned: the manager acks the events still queued at a stop
+        and then saves their positions."""
+        if self._stopped is None:
+            self._stage()
+            return
+        by_path: dict[str, list[FilePosition]] = {}
+        for f in self._stopped:
+            by_path.setdefault(f.path, []).append(f.position())
+        for path, positions in by_path.items():
+            self._store.put(path, positions)
+
     async def run(self, out: asyncio.Queue[RawEvent]) -> None:
+        self._stopped = None
         loop = asyncio.get_running_loop()
         self._start_inotify(loop)
         try:
@@ -486,12 +507,16 @@ class FileTailer:
             self._counts["skipped"] += 1
             return
         ack = f.acks.issue(shaped.end)
-        await out.put(RawEvent(f.path, shaped.text, self._fmt.event_format, ack=ack))
+        await out.put(RawEvent(f.path, shaped.text, self._fmt.event_format, ack=ack, source=self.name))
         self._counts["received"] += 1
 
     # -- saving and closing ------------------------------------------------------------------------
 
     def _save(self) -> None:
+        self._stage()
+        self._store.save()
+
+    def _stage(self) -> None:
         self._retired = [f for f in self._retired if f.acks.outstanding]
         by_path: dict[str, list[FilePosition]] = {}
         for f in (*self._retired, *self._draining, *self._live.values()):
@@ -502,7 +527,6 @@ class FileTailer:
         for path, positions in by_path.items():
             self._store.put(path, positions)
         self._saved_paths = set(by_path)
-        self._store.save()
 
     def _shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._inotify is not None:
@@ -512,7 +536,8 @@ class FileTailer:
         for f in (*self._live.values(), *self._draining):
             with contextlib.suppress(OSError):
                 os.close(f.fd)
-        for path in {f.path for f in (*self._live.values(), *self._draining, *self._retired)}:
+        self._stopped = [*self._retired, *self._draining, *self._live.values()]
+        for path in {f.path for f in self._stopped}:
             self._claims.release(path, self.name)
         self._live.clear()
         self._draining.clear()
