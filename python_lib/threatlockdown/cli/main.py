@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "threatlockdown.cli.logtest_cmd",
     "threatlockdown.cli.analyze_cmd",
     "threatlockdown.cli.lab_cmd",
+    "threatlockdown.cli.manager_cmd",
 )
 
 

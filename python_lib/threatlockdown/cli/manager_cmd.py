@@ -1,0 +1,143 @@
+"""``tld manager start|stop|restart|status|reload`` and ``tld manager agents add|list``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from ..errors import SourceErrors
+from ..manager import service
+from ..manager.daemon import DEFAULT_QUEUE_SIZE, DaemonOptions, ManagerDaemon
+from ..manager.home import Home
+from ..manager.logfile import setup_logging
+from ..manager.process import Notify
+from ..manager.statustext import manager_status_text
+from .common import add_home_option, home_from
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "manager", help="run the manager daemon", description="Run and control the manager daemon."
+    )
+    msub = p.add_subparsers(dest="action", metavar="ACTION")
+    msub.required = True
+
+    start = msub.add_parser("start", help="start the daemon (in the background unless --foreground)")
+    _daemon_options(start)
+    start.set_defaults(func=_start)
+    restart = msub.add_parser("restart", help="stop, then start in the background")
+    _daemon_options(restart)
+    restart.set_defaults(func=_restart)
+    stop = msub.add_parser("stop", help="stop gracefully: queued events analysed, positions saved")
+    add_home_option(stop)
+    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    stop.set_defaults(func=_stop)
+    status = msub.add_parser("status", help="uptime, events, alerts, queue, agents (exit 3: not running)")
+    add_home_option(status)
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(func=_status)
+    reload = msub.add_parser("reload", help="re-read ossec.conf and the ruleset (same as SIGHUP)")
+    add_home_option(reload)
+    reload.set_defaults(func=_reload)
+
+    agents = msub.add_parser("agents", help="agent keys (etc/client.keys)")
+    asub = agents.add_subparsers(dest="agents_action", metavar="ACTION")
+    asub.required = True
+    add = asub.add_parser("add", help="add an agent and print its key line and the manager fingerprint")
+    add_home_option(add)
+    add.add_argument("name")
+    add.add_argument("--ip", default="any", help="address or network the agent connects from (default any)")
+    add.set_defaults(func=_agents_add)
+    lst = asub.add_parser("list", help="list the agents in etc/client.keys")
+    add_home_option(lst)
+    lst.set_defaults(func=_agents_list)
+
+
+def _daemon_options(p: argparse.ArgumentParser) -> None:
+    add_home_option(p)
+    p.add_argument("--foreground", action="store_true", help="stay in the foreground (systemd, tests)")
+    p.add_argument(
+        "--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="events the analysis queue holds"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+
+
+def _home(args: argparse.Namespace) -> Home:
+    return Home(home_from(args).resolve(), "manager")
+
+
+def _serve(home: Home, args: argparse.Namespace) -> service.Serve:
+    def serve(notify: Notify, foreground: bool) -> int:
+        logger = setup_logging(home.internal_log, "tld-manager", also_stderr=foreground)
+        options = DaemonOptions(queue_size=max(1, args.queue_size))
+        daemon = ManagerDaemon(home, options=options, logger=logger.getChild("manager"))
+        return asyncio.run(daemon.run(notify))
+
+    return serve
+
+
+def _start(args: argparse.Namespace) -> int:
+    home = _home(args)
+    return service.start(home, _serve(home, args), foreground=args.foreground)
+
+
+def _restart(args: argparse.Namespace) -> int:
+    home = _home(args)
+    return service.restart(home, _serve(home, args), timeout=args.timeout)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    return service.stop(_home(args), timeout=args.timeout)
+
+
+def _status(args: argparse.Namespace) -> int:
+    return service.status(_home(args), as_json=args.json, show=manager_status_text)
+
+
+def _reload(args: argparse.Namespace) -> int:
+    return service.reload(_home(args))
+
+
+def _agents_add(args: argparse.Namespace) -> int:
+    from ..transport import DuplicateAgentError, add_agent, ensure_manager_identity
+
+    home = _home(args)
+    try:
+        line = add_agent(home.root, args.name, ip=args.ip)
+        fingerprint = ensure_manager_identity(home.root).fingerprint
+    except (DuplicateAgentError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SourceErrors as exc:
+        for err in exc.errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(line)
+    print(f"manager fingerprint: {fingerprint}")
+    print(
+        "on the agent: tld agent import-key --home DIR --fingerprint FINGERPRINT 'ID NAME IP KEY'",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _agents_list(args: argparse.Namespace) -> int:
+    from ..transport import read_client_keys
+
+    home = _home(args)
+    path = home.etc / "client.keys"
+    try:
+        keys = read_client_keys(path, missing_ok=True)
+    except SourceErrors as exc:
+        for err in exc.errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+    if not keys.agents:
+        print(f"no agents in {path}")
+        return 0
+    print(f"{'ID':<8} {'NAME':<32} IP")
+    for a in keys.agents:
+        print(f"{a.id:<8} {a.name:<32} {a.ip}")
+    return 0
