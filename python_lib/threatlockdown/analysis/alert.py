@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
+
+import orjson
 
 from ..ruleset.engine import Match
 from ..ruleset.event import Event
@@ -38,6 +41,37 @@ def format_timestamp(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + f".{millis:03d}" + time.strftime("%z", lt)
 
 
+class TimestampFormatter:
+    """format_timestamp with the formatted second remembered: alerts come many per second."""
+
+    __slots__ = ("_head", "_second", "_zone")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._head = ""
+        self._zone = ""
+
+    def __call__(self, epoch: float) -> str:
+        second = int(epoch)
+        if second != self._second:
+            lt = time.localtime(second)
+            self._second, self._head, self._zone = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", lt),
+                time.strftime("%z", lt),
+            )
+        return f"{self._head}.{int((epoch - second) * 1000):03d}{self._zone}"
+
+
+def alert_line(obj: dict[str, Any]) -> bytes:
+    """One compact alerts.json line (no newline), UTF-8, as Wazuh writes it."""
+    try:
+        return orjson.dumps(obj)
+    except (orjson.JSONEncodeError, TypeError):
+        # Lone surrogates (undecodable bytes kept by a reader) are escaped instead of refused.
+        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
 def describe(rule: Rule, event: Event) -> str:
     """The description with $(field) replaced by the event's value (empty when absent)."""
     desc = rule.description
@@ -53,14 +87,25 @@ def _lookup(event: Event, name: str) -> str:
 
 
 def rule_object(rule: Rule, match: Match, event: Event) -> dict[str, Any]:
+    static = rule.alert_parts
+    if static is None:
+        static = rule.alert_parts = _static_parts(rule)
+    mitre_part, tail = static
     out: dict[str, Any] = {"level": rule.level, "description": describe(rule, event), "id": rule.id}
-    if rule.mitre_ids:
-        out["mitre"] = mitre.expand(rule.mitre_ids)
+    if mitre_part is not None:
+        out["mitre"] = {k: list(v) for k, v in mitre_part.items()}
     if rule.frequency is not None and match.previous:
         out["frequency"] = rule.frequency
     if "no_counter" not in rule.options:
         out["firedtimes"] = match.firedtimes
-    out["mail"] = "alert_by_email" in rule.options
+    for key, value in tail.items():
+        out[key] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any]]:
+    """The parts of ``rule`` in an alert that never change: worked out once per rule."""
+    tail: dict[str, Any] = {"mail": "alert_by_email" in rule.options}
     plain: list[str] = []
     compliance: dict[str, list[str]] = {}
     for g in rule.groups:
@@ -70,15 +115,15 @@ def rule_object(rule: Rule, match: Match, event: Event) -> dict[str, Any]:
                 break
         else:
             plain.append(g)
-    out["groups"] = plain
+    tail["groups"] = plain
     for key in sorted(compliance):
-        out[key] = compliance[key]
+        tail[key] = compliance[key]
     for kind, text in rule.info:
         if kind == "cve":
-            out["cve"] = text
+            tail["cve"] = text
         else:
-            out.setdefault("info", text)
-    return out
+            tail.setdefault("info", text)
+    return (mitre.expand(rule.mitre_ids) if rule.mitre_ids else None), tail
 
 
 def data_object(fields: dict[str, str]) -> dict[str, Any]:
@@ -111,10 +156,11 @@ def alert_object(
     epoch: float,
     alert_id: str,
     manager_name: str,
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
     """The full alerts.json object; ``rule`` is absent when no rule matched (logtest output)."""
     rule = match.rule
-    out: dict[str, Any] = {"timestamp": format_timestamp(epoch)}
+    out: dict[str, Any] = {"timestamp": timestamp if timestamp is not None else format_timestamp(epoch)}
     if rule is not None:
         out["rule"] = rule_object(rule, match, event)
     agent: dict[str, Any] = {"id": event.agent_id, "name": event.agent_name or manager_name}

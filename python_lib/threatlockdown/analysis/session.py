@@ -16,7 +16,7 @@ from ..ruleset.event import Event, Predecoded
 from ..ruleset.loader import Ruleset
 from ..ruleset.predecoder import predecode, predecode_journald
 from ..ruleset.rules import Rule
-from .alert import alert_object
+from .alert import TimestampFormatter, alert_line, alert_object
 
 # Wazuh truncates events at 64 KiB (OS_MAXSTR); longer lines are cut, never rejected.
 MAX_EVENT_CHARS = 65536
@@ -43,6 +43,7 @@ class ProcessResult:
     alert_id: str
     manager_name: str
     log_alert_level: int
+    stamp: Callable[[float], str]
 
     @property
     def rule(self) -> Rule | None:
@@ -62,8 +63,17 @@ class ProcessResult:
 
     def output(self) -> dict[str, Any]:
         return alert_object(
-            self.event, self.match, epoch=self.epoch, alert_id=self.alert_id, manager_name=self.manager_name
+            self.event,
+            self.match,
+            epoch=self.epoch,
+            alert_id=self.alert_id,
+            manager_name=self.manager_name,
+            timestamp=self.stamp(self.epoch),
         )
+
+    def output_line(self) -> bytes:
+        """output() as one compact alerts.json line (UTF-8, no newline)."""
+        return alert_line(self.output())
 
 
 @dataclass
@@ -75,6 +85,7 @@ class AnalysisSession:
     clock: Callable[[Event], float] | None = None
     engine: RuleEngine = field(init=False)
     _counter: int = 0
+    _stamp: TimestampFormatter = field(default_factory=TimestampFormatter)
 
     def __post_init__(self) -> None:
         self.engine = RuleEngine(self.ruleset.rules)
@@ -100,5 +111,11 @@ class AnalysisSession:
         match = self.engine.evaluate(event, now, lowered)
         self._counter += 1
         return ProcessResult(
-            event, match, now, f"{int(now)}.{self._counter}", self.manager_name, self.log_alert_level
+            event,
+            match,
+            now,
+            f"{int(now)}.{self._counter}",
+            self.manager_name,
+            self.log_alert_level,
+            self._stamp,
         )

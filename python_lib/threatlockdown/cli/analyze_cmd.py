@@ -64,12 +64,11 @@ def run(args: argparse.Namespace) -> int:
     lines = alerts = 0
     started = time.perf_counter()
     with ExitStack() as stack:
-        out: IO[str] | None = None
+        out: IO[bytes] | None = None
         if args.alerts == "-":
-            out = sys.stdout
+            out = sys.stdout.buffer
         elif args.alerts:
-            out = stack.enter_context(open(args.alerts, "w", encoding="utf-8"))
-        dumps = json.dumps
+            out = stack.enter_context(open(args.alerts, "wb"))
         for path in args.files:
             location = args.location or ("stdin" if path == "-" else path)
             for text in _read(path, progress):
@@ -94,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 per_rule[rule.id] += 1
                 descriptions.setdefault(rule.id, rule.description)
                 if out is not None and result.logged:
-                    out.write(dumps(result.output(), ensure_ascii=False))
-                    out.write("\n")
+                    out.write(result.output_line() + b"\n")
     elapsed = max(time.perf_counter() - started, 1e-9)
     if progress is not None:
         progress.finish()

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -160,6 +161,8 @@ class Rule:
     different_fields: tuple[str, ...] = ()
     global_frequency: bool = False
     children: list[Rule] = field(default_factory=list)
+    # The alert's unchanging rule parts, filled by analysis.alert on first use.
+    alert_parts: Any = None
     # Mutable engine state lives in the engine, keyed by sid; not here.
 
     @property
@@ -540,6 +543,7 @@ class RuleLoader:
                 "same_fields",
                 "different_fields",
                 "global_frequency",
+                "alert_parts",
                 "path",
                 "line",
             ):
