@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "threatlockdown.cli.analyze_cmd",
     "threatlockdown.cli.lab_cmd",
     "threatlockdown.cli.manager_cmd",
+    "threatlockdown.cli.agent_cmd",
 )
 
 

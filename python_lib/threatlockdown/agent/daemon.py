@@ -1,0 +1,289 @@
+"""The agent daemon: tails the host's <localfile>s and forwards every event to the manager.
+
+collectors -> bounded queue -> ``AgentForwarder.submit`` (disk spool) -> ack -> saved positions.
+The forwarder delivers the spool in order with acknowledgements, across outages of either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from .. import __version__
+from ..collect import Collector, RawEvent, build_collectors
+from ..collect.durable import PositionCommitter
+from ..config.reader import load_config
+from ..errors import SourceError, SourceErrors
+from ..manager.control import ControlServer
+from ..manager.home import Home
+from ..manager.process import AlreadyRunning, PidFile
+from ..manager.sections import read_client_section
+from ..manager.settings import absolute_localfiles
+from ..transport import AgentForwarder, EventTooLargeError, ForwarderConfig, SpoolFullError
+
+QUEUE_SIZE = 4096
+MAX_BATCH = 500
+_SPOOL_FULL_RETRY = 1.0
+
+
+class AgentDaemon:
+    def __init__(
+        self,
+        home: Home,
+        *,
+        manager: tuple[str, int] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.home = home
+        self._manager_override = manager
+        self.log = logger or logging.getLogger("threatlockdown.agent")
+        self._stop = asyncio.Event()
+        self._started = time.monotonic()
+        self.queue: asyncio.Queue[RawEvent] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.collectors: list[Collector] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.forwarder: AgentForwarder | None = None
+        self._committer = PositionCommitter(())
+        self.manager: tuple[str, int] | None = None
+        self.forwarded: Counter[str] = Counter()
+        self.truncated = 0
+        self.spool_full_waits = 0
+
+    async def run(self, ready: Callable[[str | None], None] | None = None) -> int:
+        notify = ready or (lambda _error: None)
+        pidfile = PidFile(self.home.pidfile)
+        try:
+            problem = self.home.socket_problem()
+            if problem:
+                raise OSError(problem)
+            self.home.create_dirs()
+            pidfile.acquire()
+        except (AlreadyRunning, OSError) as exc:
+            self.log.error("cannot start: %s", exc)
+            notify(str(exc))
+            return 1
+        control = ControlServer(
+            self.home.control_socket, {"status": self._status_request, "stop": self._stop_request}, self.log
+        )
+        forward_task: asyncio.Task[None] | None = None
+        try:
+            try:
+                await self._start()
+                await control.start()
+            except SourceErrors as exc:
+                for err in exc.errors:
+                    self.log.error("%s", err)
+                notify(f"{len(exc.errors)} configuration error(s), first: {exc.errors[0]}")
+                return 1
+            except OSError as exc:
+                self.log.error("cannot start: %s", exc)
+                notify(str(exc))
+                return 1
+            forward_task = asyncio.create_task(self._forward_forever(), name="tld-agent-forward")
+            self._install_signals()
+            assert self.manager is not None
+            self.log.info(
+                "agent started (pid %d, version %s, home %s): %d collectors, manager %s:%d",
+                os.getpid(),
+                __version__,
+                self.home.root,
+                len(self.collectors),
+                *self.manager,
+            )
+            notify(None)
+            stop_task = asyncio.create_task(self._stop.wait())
+            await asyncio.wait((stop_task, forward_task), return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if forward_task.done() and forward_task.exception() is not None:
+                self.log.critical("forwarding stopped: %r", forward_task.exception())
+                return 1
+            self.log.info("stopping")
+            await self._shutdown(forward_task)
+            self.log.info("stopped")
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await control.close()
+            for task in [*self._tasks, *([forward_task] if forward_task else [])]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.forwarder is not None:
+                await self.forwarder.close()
+            pidfile.release()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _start(self) -> None:
+        conf = self.home.ossec_conf
+        if not conf.is_file():
+            raise SourceErrors([SourceError(str(conf), None, None, "file not found")])
+        config = load_config(conf)
+        client = read_client_section(conf)
+        if self._manager_override is not None:
+            self.manager = self._manager_override
+        elif client.address is not None:
+            self.manager = (client.address, client.port)
+        else:
+            raise SourceErrors(
+                [
+                    SourceError(
+                        str(conf),
+                        None,
+                        "client",
+                        "no manager address: add <client><server><address>HOST</address></server></client> "
+                        "or pass --manager HOST[:PORT]",
+                    )
+                ]
+            )
+        host, port = self.manager
+        forwarder = AgentForwarder(
+            ForwarderConfig(
+                home=self.home.root,
+                manager_host=host,
+                manager_port=port,
+                backoff_initial=min(1.0, float(client.reconnect_seconds)),
+                backoff_max=float(client.reconnect_seconds),
+            )
+        )
+        await forwarder.start()
+        self.forwarder = forwarder
+        # An agent forwards its files and journal; syslog listeners belong to the manager.
+        collectors = build_collectors(
+            absolute_localfiles(config.localfiles, self.home.root),
+            (),
+            state_dir=self.home.collector_state,
+            logger=logging.getLogger("threatlockdown.collect"),
+        )
+        self.collectors = collectors
+        self._committer = PositionCommitter(collectors)
+        self._tasks = [asyncio.create_task(c.run(self.queue), name=f"tld-{c.name}") for c in collectors]
+
+    async def _forward_forever(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            await self._forward(batch)
+
+    async def _forward(self, batch: list[RawEvent]) -> None:
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        for ev in batch:
+            await self._submit(ev)
+        for ev in batch:
+            if ev.ack is not None:
+                ev.ack()
+        self._committer.commit()
+
+    async def _submit(self, ev: RawEvent) -> None:
+        assert self.forwarder is not None
+        text = ev.text
+        record = dict(ev.record) if ev.record is not None else None
+        while True:
+            try:
+                await self.forwarder.submit(ev.location, text, ev.log_format, record)
+                self.forwarded[ev.source or ev.location] += 1
+                return
+            except EventTooLargeError:
+                # JSON escaping made it bigger than a frame: cut it, as Wazuh's logcollector cuts lines.
+                self.truncated += 1
+                if record is not None:
+                    record = None
+                else:
+                    text = text[: len(text) * 3 // 4]
+            except SpoolFullError as exc:
+                # The manager has been away long enough to fill the spool: hold the collectors back.
+                self.spool_full_waits += 1
+                if self.spool_full_waits % 60 == 1:
+                    self.log.warning("%s; reading waits until the manager takes events again", exc)
+                await asyncio.sleep(_SPOOL_FULL_RETRY)
+
+    async def _shutdown(self, forward_task: asyncio.Task[None]) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        forward_task.cancel()
+        await asyncio.gather(forward_task, return_exceptions=True)
+        while not self.queue.empty():
+            await self._forward([self.queue.get_nowait()])
+        self._committer.commit()
+        if self.forwarder is not None and self.forwarder.connected:
+            await self.forwarder.wait_delivered(timeout=2.0)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+
+    async def _status_request(self) -> dict[str, Any]:
+        return {"ok": True, **self.status()}
+
+    async def _stop_request(self) -> dict[str, Any]:
+        asyncio.get_running_loop().call_soon(self.request_stop)
+        return {"ok": True, "stopping": True}
+
+    def status(self) -> dict[str, Any]:
+        fwd = self.forwarder.stats() if self.forwarder is not None else None
+        sources = {c.name: {**c.stats(), "forwarded": self.forwarded.get(c.name, 0)} for c in self.collectors}
+        return {
+            "role": "agent",
+            "version": __version__,
+            "pid": os.getpid(),
+            "home": str(self.home.root),
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
+            "manager": {"host": self.manager[0], "port": self.manager[1]} if self.manager else None,
+            "forwarder": (
+                {
+                    "connected": fwd.connected,
+                    "last_seq": fwd.last_seq,
+                    "acked_seq": fwd.acked_seq,
+                    "pending_events": fwd.pending_events,
+                    "spool_bytes": fwd.spool_bytes,
+                    "spool_full_errors": fwd.spool_full_errors,
+                    "connect_failures": fwd.connect_failures,
+                    "last_error": fwd.last_error,
+                }
+                if fwd is not None
+                else None
+            ),
+            "sources": sources,
+            "queue": {"depth": self.queue.qsize(), "capacity": self.queue.maxsize},
+            "truncated_events": self.truncated,
+        }
+
+
+def agent_status_text(s: dict[str, Any]) -> str:
+    from ..manager.service import duration
+
+    fwd, mgr = s["forwarder"] or {}, s["manager"] or {}
+    link = "connected" if fwd.get("connected") else "NOT connected"
+    out = [
+        f"tld agent running (pid {s['pid']}), up {duration(s['uptime_seconds'])}, home {s['home']}",
+        f"manager {mgr.get('host')}:{mgr.get('port')}: {link}"
+        + (
+            f" (last error: {fwd['last_error']})"
+            if fwd.get("last_error") and not fwd.get("connected")
+            else ""
+        ),
+        f"events: {fwd.get('last_seq', 0)} spooled, {fwd.get('acked_seq', 0)} acknowledged by the manager, "
+        f"{fwd.get('pending_events', 0)} waiting ({fwd.get('spool_bytes', 0)} bytes on disk)",
+        f"queue: {s['queue']['depth']} of {s['queue']['capacity']}",
+        "sources:",
+    ]
+    for name, st in sorted(s["sources"].items()):
+        out.append(f"  {name:<40} read {st.get('received', 0):>9}  forwarded {st.get('forwarded', 0):>9}")
+    return "\n".join(out) + "\n"
