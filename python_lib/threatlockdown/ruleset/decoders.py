@@ -444,9 +444,10 @@ class DecoderLoader:
             return
         parents = ds.by_name.get(dec.parent)
         if not parents:
+            parent_el = el.find("parent")
             self._err(
                 path,
-                el,
+                parent_el if parent_el is not None else el,
                 "parent",
                 f"decoder '{dec.name}': unknown parent '{dec.parent}'"
                 " (a parent must be defined before its children)",
