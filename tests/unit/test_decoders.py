@@ -502,7 +502,7 @@ def test_unknown_parent_is_reported_with_file_and_line(tmp_path: Path) -> None:
         '<decoder name="b">\n  <parent>nope</parent>\n</decoder>\n',
     )
     assert len(errors) == 1
-    assert "local_decoder.xml:3: <parent>:" in errors[0]
+    assert "local_decoder.xml:4: <parent>:" in errors[0]  # the line of <parent> itself
     assert "unknown parent 'nope'" in errors[0]
 
 
