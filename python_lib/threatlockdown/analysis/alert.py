@@ -34,10 +34,19 @@ _STATIC_ORDER = (
 _DESC_FIELD = re.compile(r"\$\(([^)]+)\)")
 
 
+def _split_millis(epoch: float) -> tuple[int, int]:
+    """(seconds, milliseconds), truncated like Wazuh's tv_nsec / 1000000.
+
+    A float epoch such as 1652272159.905 is stored as ...159.90499997: the extra microsecond keeps
+    that representation error from showing as .904.
+    """
+    return divmod(int(epoch * 1000 + 0.001), 1000)
+
+
 def format_timestamp(epoch: float) -> str:
     """2022-05-11T12:29:19.905+0000"""
-    lt = time.localtime(epoch)
-    millis = int((epoch - int(epoch)) * 1000)
+    second, millis = _split_millis(epoch)
+    lt = time.localtime(second)
     return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + f".{millis:03d}" + time.strftime("%z", lt)
 
 
@@ -52,7 +61,7 @@ class TimestampFormatter:
         self._zone = ""
 
     def __call__(self, epoch: float) -> str:
-        second = int(epoch)
+        second, millis = _split_millis(epoch)
         if second != self._second:
             lt = time.localtime(second)
             self._second, self._head, self._zone = (
@@ -60,7 +69,7 @@ class TimestampFormatter:
                 time.strftime("%Y-%m-%dT%H:%M:%S", lt),
                 time.strftime("%z", lt),
             )
-        return f"{self._head}.{int((epoch - second) * 1000):03d}{self._zone}"
+        return f"{self._head}.{millis:03d}{self._zone}"
 
 
 def alert_line(obj: dict[str, Any]) -> bytes:
