@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ class ChildRun:
     cpu_seconds: float  # user + system time of the child itself
     peak_rss_kib: int
     output: str  # stdout, then stderr
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ def run_child(command: Sequence[str], timeout: float) -> ChildRun:
         text = out.read().decode("utf-8", "replace") + "\n" + err.read().decode("utf-8", "replace")
         # ru_maxrss is in kibibytes on Linux.
         cpu = usage.ru_utime + usage.ru_stime
-        return ChildRun(proc.returncode, wall, cpu, int(usage.ru_maxrss), text)
+        timed_out = proc.returncode == -signal.SIGKILL and wall >= timeout
+        return ChildRun(proc.returncode, wall, cpu, int(usage.ru_maxrss), text, timed_out)
 
 
 def parse_tld_summary(text: str) -> Summary | None:
@@ -141,7 +144,12 @@ def fold_runs(spec: ToolSpec, lines: int, runs: Sequence[ChildRun]) -> ToolResul
     for run in runs:
         summary = spec.parse(run.output)
         if run.returncode != 0 or summary is None:
-            why = f"exit status {run.returncode}" if run.returncode != 0 else "no summary line in its output"
+            if run.timed_out:
+                why = f"killed by --timeout after {run.wall_seconds:.1f} s"
+            elif run.returncode != 0:
+                why = f"exit status {run.returncode}"
+            else:
+                why = "no summary line in its output"
             tail = "\n".join("    " + s for s in run.output.strip().splitlines()[-8:])
             result.error = f"{spec.name} failed ({why}): {' '.join(spec.command)}"
             if tail:
