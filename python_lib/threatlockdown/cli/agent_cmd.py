@@ -7,11 +7,9 @@ import asyncio
 import sys
 from typing import Any
 
-from ..agent.daemon import AgentDaemon, agent_status_text
 from ..errors import SourceErrors
 from ..manager import service
 from ..manager.home import Home
-from ..manager.logfile import setup_logging
 from ..manager.process import Notify
 from ..manager.sections import DEFAULT_AGENT_PORT, DEFAULT_ENROLLMENT_PORT, split_host_port
 from .common import add_home_option, home_from
@@ -79,6 +77,9 @@ def _serve(home: Home, args: argparse.Namespace) -> service.Serve | None:
             return None
 
     def serve(notify: Notify, foreground: bool) -> int:
+        from ..agent.daemon import AgentDaemon
+        from ..manager.logfile import setup_logging
+
         logger = setup_logging(home.internal_log, "tld-agent", also_stderr=foreground)
         daemon = AgentDaemon(home, manager=manager, logger=logger.getChild("agent"))
         return asyncio.run(daemon.run(notify))
@@ -103,6 +104,8 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from ..agent.status import agent_status_text
+
     return service.status(_home(args), as_json=args.json, show=agent_status_text)
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from ..errors import SourceErrors
 from ..manager import service
-from ..manager.daemon import DEFAULT_QUEUE_SIZE, DaemonOptions, ManagerDaemon
 from ..manager.home import Home
-from ..manager.logfile import setup_logging
 from ..manager.process import Notify
 from ..manager.statustext import manager_status_text
+
+# The daemon is imported only by the commands that run it, so other `tld` commands start fast.
 from .common import add_home_option, home_from
 
 
@@ -59,7 +59,11 @@ def _daemon_options(p: argparse.ArgumentParser) -> None:
     add_home_option(p)
     p.add_argument("--foreground", action="store_true", help="stay in the foreground (systemd, tests)")
     p.add_argument(
-        "--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="events the analysis queue holds"
+        "--queue-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="events the analysis queue holds (default 16384)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
 
@@ -70,8 +74,13 @@ def _home(args: argparse.Namespace) -> Home:
 
 def _serve(home: Home, args: argparse.Namespace) -> service.Serve:
     def serve(notify: Notify, foreground: bool) -> int:
+        from ..manager.daemon import DaemonOptions, ManagerDaemon
+        from ..manager.logfile import setup_logging
+
         logger = setup_logging(home.internal_log, "tld-manager", also_stderr=foreground)
-        options = DaemonOptions(queue_size=max(1, args.queue_size))
+        options = (
+            DaemonOptions() if args.queue_size is None else DaemonOptions(queue_size=max(1, args.queue_size))
+        )
         daemon = ManagerDaemon(home, options=options, logger=logger.getChild("manager"))
         return asyncio.run(daemon.run(notify))
 
