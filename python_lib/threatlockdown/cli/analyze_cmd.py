@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     progress = _Progress(total_bytes) if sys.stderr.isatty() and not args.no_progress else None
     per_rule: Counter[str] = Counter()
     descriptions: dict[str, str] = {}
-    lines = alerts = 0
+    lines = alerts = unreadable = 0
     started = time.perf_counter()
     with ExitStack() as stack:
         out: IO[bytes] | None = None
@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
             out = stack.enter_context(open(args.alerts, "wb"))
         for path in args.files:
             location = args.location or ("stdin" if path == "-" else path)
-            for text in _read(path, progress):
+            if path != "-" and not _readable(path):
+                unreadable += 1
+                continue
+            for number, text in enumerate(_read(path, progress), 1):
                 line = text.rstrip("\r\n")
                 if not line:
                     continue
@@ -79,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
                 if args.format == "journald":
                     try:
                         record = json.loads(line)
+                        if not isinstance(record, dict):
+                            raise ValueError(f"a JSON {type(record).__name__}, not an object")
                         result = session.process_journald(record, location)
                     except (ValueError, TypeError) as exc:
-                        print(f"warning: {path}:{lines}: not a journal record: {exc}", file=sys.stderr)
+                        print(f"warning: {path}:{number}: not a journal record: {exc}", file=sys.stderr)
                         continue
                 else:
                     result = session.process(line, location)
@@ -105,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         f"analyzed {lines} lines, {alerts} alerts in {elapsed:.2f} s ({lines / elapsed:.0f} lines/s)",
         file=report,
     )
-    return 0
+    # The other files were analysed, but a script must see that its input was incomplete.
+    return 1 if unreadable else 0
 
 
 def _size(path: str) -> int:
@@ -115,6 +121,16 @@ def _size(path: str) -> int:
         return Path(path).stat().st_size
     except OSError:
         return 0
+
+
+def _readable(path: str) -> bool:
+    """Whether ``path`` can be opened; prints why not (a directory, missing, no permission)."""
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError as exc:
+        print(f"error: {path}: {exc.strerror}", file=sys.stderr)
+        return False
 
 
 def _read(path: str, progress: _Progress | None) -> Iterator[str]:

@@ -68,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _lines(stream: TextIO, interactive: bool) -> Any:
     if not interactive:
-        yield from stream
+        # Bytes, decoded here: invalid UTF-8 in a log line is replaced (as tld analyze does) instead of
+        # ending the run with a UnicodeDecodeError or echoing lone surrogates into the JSON output.
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:
+            yield from stream
+            return
+        for raw in buffer:
+            yield raw.decode("utf-8", "replace")
         return
     while True:
         try:
