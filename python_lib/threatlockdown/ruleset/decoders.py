@@ -73,6 +73,7 @@ class Decoder:
     children: list[Decoder] = field(default_factory=list)
     # True when the next sibling has the same name: its regex continues this one's.
     chained: bool = False
+    next_in_chain: Decoder | None = None
     # The name alerts show and <decoded_as> compares with.
     shown_name: str = ""
     # How a parent picks its child: precomputed from children (see _build_dispatch).
@@ -109,6 +110,7 @@ class DecoderSet:
             for i, child in enumerate(kids):
                 child.shown_name = child.name if child.use_own_name else parent.name
                 child.chained = i + 1 < len(kids) and kids[i + 1].name == child.name
+                child.next_in_chain = kids[i + 1] if child.chained else None
             parent.dispatch = _build_dispatch(kids)
         self._nopn = tuple(p for p in self.parents if p.program_name is None)
         self._pn_cache.clear()
@@ -257,7 +259,7 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
         # Wazuh 4.x goes on with same-name regex children after a plugin (its ar_log_json relies on it).
         if not chosen.chained:
             return
-        chosen = _next_in_chain(kids, chosen)
+        chosen = chosen.next_in_chain
         if chosen is None:
             return
     prev_end: int | None = None
@@ -275,25 +277,16 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
         else:
             start = 0
         m = node.regex.search(log[start:] if start else log)
-        nxt = _next_in_chain(kids, node) if node.chained else None
+        nxt = node.next_in_chain
         if m is None:
             # A failed member leaves the end of the last successful regex for the next after_regex.
             node = nxt
             continue
         prev_end = start + m.end()
-        _store(event, node.order, [g for g in m.groups() if g is not None])
+        fields = event.fields
+        for name, value in zip(node.order, [g for g in m.groups() if g is not None], strict=False):
+            fields[_ORDER_ALIASES.get(name, name)] = value
         node = nxt
-
-
-def _next_in_chain(kids: list[Decoder], node: Decoder) -> Decoder | None:
-    i = kids.index(node)
-    return kids[i + 1] if i + 1 < len(kids) else None
-
-
-def _store(event: Event, order: tuple[str, ...], values: list[str]) -> None:
-    fields = event.fields
-    for name, value in zip(order, values, strict=False):
-        fields[_ORDER_ALIASES.get(name, name)] = value
 
 
 def _json_plugin(dec: Decoder, event: Event, text: str) -> None:
