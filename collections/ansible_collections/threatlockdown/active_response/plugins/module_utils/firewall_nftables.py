@@ -190,10 +190,10 @@ class NftablesBackend(FirewallBackend):
         return missing
 
     def missing_setup(self, versions: set[int]) -> list[str]:
-        return [description for description, _ in self._missing(self._view())]
+        return [description for description, _statement in self._missing(self._view())]
 
     def create_setup(self, versions: set[int]) -> None:
-        statements = [statement for _, statement in self._missing(self._view())]
+        statements = [statement for _description, statement in self._missing(self._view())]
         if statements:
             # Constant text only: nothing in this script comes from the module's input.
             run_checked(

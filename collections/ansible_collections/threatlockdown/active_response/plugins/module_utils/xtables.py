@@ -63,7 +63,7 @@ class Xtables:
 
     def delete_all(self, chain: str, spec: Sequence[str], limit: int = 64) -> None:
         """Delete every copy of a rule: Wazuh's script never checks before inserting, so duplicates exist."""
-        for _ in range(limit):
+        for _attempt in range(limit):
             if not self.has_rule(chain, spec):
                 return
             run_checked(self.runner, f"deleting {self.name} rule in {chain}", self._argv("-D", chain, *spec))

@@ -18,7 +18,7 @@ description:
     C(UID_MIN)..C(UID_MAX) of login.defs (defaults 1000..60000).
   - Names of accounts that do not exist are reported with C(exists=false) and a warning, not changed.
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   users:
     description:
@@ -158,10 +158,9 @@ def run(module: Any) -> dict[str, Any]:
             after[account.name] = LOCKED if lock else USABLE
     for account in accounts:
         if not account.exists:
-            module.warn(
-                "account {} does not exist; nothing to {}".format(account.name, "lock" if lock else "unlock")
-            )
-    changing = {account.name for account, _ in changes}
+            action = "lock" if lock else "unlock"
+            module.warn(f"account {account.name} does not exist; nothing to {action}")
+    changing = {account.name for account, _before in changes}
     result: dict[str, Any] = {
         "changed": bool(changes),
         "locked": [a.name for a in accounts if after.get(a.name) == LOCKED],

@@ -29,7 +29,7 @@ description:
   - "C(auto) picks C(nftables) when C(nft) is installed, else C(ipset) when C(ipset) and C(iptables) are,
     else C(iptables)."
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   addresses:
     description:

@@ -20,7 +20,7 @@ description:
   - Every address is validated with Python's C(ipaddress); C(::ffff:a.b.c.d) becomes C(a.b.c.d). When any item
     is refused nothing is changed and the failure lists every refused item.
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   addresses:
     description:

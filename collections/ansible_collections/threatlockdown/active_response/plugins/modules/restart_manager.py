@@ -16,7 +16,7 @@ description:
   - Unlike the other modules of this collection it acts on one host-wide service, so it takes no list of
     items and its only O(state) is C(restarted).
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   home:
     description:

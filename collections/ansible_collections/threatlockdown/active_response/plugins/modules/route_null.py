@@ -20,7 +20,7 @@ description:
   - Every address is validated with Python's C(ipaddress); when any item is refused nothing is changed and
     the failure lists every refused item.
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   addresses:
     description:

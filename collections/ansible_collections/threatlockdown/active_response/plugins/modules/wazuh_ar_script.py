@@ -23,7 +23,7 @@ description:
   - The executable runs directly (argv list, no shell). The alert is pass-through data serialised as JSON;
     the module never evaluates it as a template or a command.
 author:
-  - ThreatLockDown contributors
+  - ThreatLockDown contributors (@threatlockdown)
 options:
   executable:
     description:

@@ -24,7 +24,9 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.val
     InvalidItems,
     parse_address_list,
 )
-from tldar_fakes import FakeRunner
+from ansible_collections.threatlockdown.active_response.tests.unit.plugins.module_utils.tldar_fakes import (
+    FakeRunner,
+)
 
 
 def test_login_defs() -> None:

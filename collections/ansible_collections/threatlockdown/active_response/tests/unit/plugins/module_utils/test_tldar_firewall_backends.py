@@ -36,7 +36,9 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.fir
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
     parse_address_list,
 )
-from tldar_fakes import FakeRunner
+from ansible_collections.threatlockdown.active_response.tests.unit.plugins.module_utils.tldar_fakes import (
+    FakeRunner,
+)
 
 META = {"metainfo": {"version": "1.0.6", "json_schema_version": 1}}
 

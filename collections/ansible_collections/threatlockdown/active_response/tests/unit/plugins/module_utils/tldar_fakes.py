@@ -36,4 +36,4 @@ class FakeRunner:
         return self.tools.get(name)
 
     def argvs(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
+        return [argv for argv, _data in self.calls]
