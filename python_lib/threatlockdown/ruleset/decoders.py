@@ -295,11 +295,14 @@ def _json_plugin(dec: Decoder, event: Event, text: str) -> None:
         return
     try:
         obj = json.loads(text[start:])
-    except ValueError:
+        if not isinstance(obj, dict):
+            return
+        flat = list(_flatten(obj, "", dec.json_null_field))
+    except (ValueError, RecursionError):
+        # A log line can nest thousands of levels within 64 KiB: treat it as not JSON (cJSON refuses
+        # more than 1000 levels too) instead of letting RecursionError end the analysis.
         return
-    if not isinstance(obj, dict):
-        return
-    for key, value in _flatten(obj, "", dec.json_null_field):
+    for key, value in flat:
         event.fields[key] = value
 
 
