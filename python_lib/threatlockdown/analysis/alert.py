@@ -31,6 +31,7 @@ _STATIC_ORDER = (
     "extra_data",
     "system_name",
 )
+MAX_DATA_DEPTH = 64  # nesting levels made from one dotted field name
 _DESC_FIELD = re.compile(r"\$\(([^)]+)\)")
 
 
@@ -147,7 +148,9 @@ def data_object(fields: dict[str, str]) -> dict[str, Any]:
             data[key] = value
             continue
         node = data
-        parts = key.split(".")
+        # A field name from a log line may hold thousands of dots; past MAX_DATA_DEPTH levels the rest
+        # of the name stays one key, so the alert can still be serialised (orjson stops at 255 levels).
+        parts = key.split(".", MAX_DATA_DEPTH)
         for part in parts[:-1]:
             nxt = node.get(part)
             if not isinstance(nxt, dict):
