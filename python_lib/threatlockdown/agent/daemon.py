@@ -80,7 +80,9 @@ class AgentDaemon:
             except SourceErrors as exc:
                 for err in exc.errors:
                     self.log.error("%s", err)
-                notify(f"{len(exc.errors)} configuration error(s), first: {exc.errors[0]}")
+                notify(
+                    "\n".join([*(str(e) for e in exc.errors), f"{len(exc.errors)} configuration error(s)"])
+                )
                 return 1
             except OSError as exc:
                 self.log.error("cannot start: %s", exc)

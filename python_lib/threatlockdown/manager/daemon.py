@@ -31,7 +31,8 @@ from .sink import AlertSink, NullSink
 
 DEFAULT_QUEUE_SIZE = 16384
 _LISTEN_TIMEOUT = 5.0  # how long a syslog listener may take to bind at start
-_DRAIN_TIMEOUT = 30.0  # how long a reload waits for the old collectors' events to be analysed
+_DRAIN_TIMEOUT = 30.0
+_DROP_REPORT_INTERVAL = 5.0  # how long a reload waits for the old collectors' events to be analysed
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,9 @@ class ManagerDaemon:
             except SourceErrors as exc:
                 for err in exc.errors:
                     self.log.error("%s", err)
-                notify(f"{len(exc.errors)} configuration error(s), first: {exc.errors[0]}")
+                notify(
+                    "\n".join([*(str(e) for e in exc.errors), f"{len(exc.errors)} configuration error(s)"])
+                )
                 return 1
             except (StartupError, OSError) as exc:
                 self.log.error("cannot start: %s", exc)
@@ -140,9 +143,11 @@ class ManagerDaemon:
                 f", agents on port {self.server.port}" if self.server else "",
             )
             notify(None)
+            watcher = asyncio.create_task(self._report_drops(), name="tld-drops")
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait((stop_task, pipeline_task), return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
+            watcher.cancel()
             if pipeline_task.done():
                 failure = pipeline_task.exception()
                 if isinstance(failure, AlertWriteError):
@@ -298,6 +303,28 @@ class ManagerDaemon:
         await pipeline_task
         await self.pipeline.drain()
         self.pipeline.committer.commit()
+
+    async def _report_drops(self) -> None:
+        """Say in the log when events were lost (UDP over capacity), with how many: never silently."""
+        reported: dict[str, tuple[int, int]] = {}
+        while True:
+            await asyncio.sleep(_DROP_REPORT_INTERVAL)
+            for c in self.collectors:
+                st = c.stats()
+                now = (st.get("dropped", 0), st.get("kernel_dropped", 0))
+                before = reported.get(c.name, (0, 0))
+                if now[0] > before[0] or now[1] > before[1]:
+                    self.log.warning(
+                        "%s: %d events dropped in the last %.0f s (%d with the analysis queue full, %d by the "
+                        "kernel with the socket buffer full); %d dropped since start",
+                        c.name,
+                        sum(now) - sum(before),
+                        _DROP_REPORT_INTERVAL,
+                        now[0] - before[0],
+                        now[1] - before[1],
+                        sum(now),
+                    )
+                reported[c.name] = now
 
     # -- signals -------------------------------------------------------------------------------------
 

@@ -118,7 +118,9 @@ def daemonize(run: Callable[[Notify], int], log_path: Path) -> int:
                     return
                 told = True
                 with contextlib.suppress(OSError):
-                    os.write(write_end, (("ERR " + error) if error else "OK").encode() + b"\n")
+                    os.write(
+                        write_end, (("ERR " + error) if error else "OK").encode("utf-8", "replace") + b"\n"
+                    )
                     os.close(write_end)
 
             rc = run(notify)
@@ -136,5 +138,6 @@ def daemonize(run: Callable[[Notify], int], log_path: Path) -> int:
     answer = b"".join(chunks).decode("utf-8", "replace").strip()
     if answer == "OK":
         return 0
-    print(f"error: {answer.removeprefix('ERR ') or 'the daemon exited before it was ready'}", file=sys.stderr)
+    for line in (answer.removeprefix("ERR ") or "the daemon exited before it was ready").splitlines():
+        print(f"error: {line}", file=sys.stderr)
     return 1
