@@ -143,7 +143,11 @@ class Exchange:
 
 
 class ScriptSession:
-    """One running script with deadline-bound reads on stdout and stderr."""
+    """One running script; every write and read is bounded by a deadline.
+
+    stdin, stdout and stderr are serviced together from one selector so that neither side can block the
+    other: a script that does not read a large message, or floods stderr, cannot hang the module.
+    """
 
     def __init__(self, argv: list[str], cwd: str, limit: int) -> None:
         self.process = subprocess.Popen(
@@ -156,59 +160,92 @@ class ScriptSession:
             # Own process group so a timeout kills whatever the script started too.
             start_new_session=True,
         )
+        stdin, stdout, stderr = self.process.stdin, self.process.stdout, self.process.stderr
+        if stdin is None or stdout is None or stderr is None:
+            raise OSError(f"could not open pipes to {argv[0]}")
         self.selector = selectors.DefaultSelector()
-        self.out = BoundedBuffer(limit)
-        self.err = BoundedBuffer(limit)
+        self.stdin_fd = stdin.fileno()
+        self.stdout_fd = stdout.fileno()
+        self.stderr_fd = stderr.fileno()
+        self.buffers = {self.stdout_fd: BoundedBuffer(limit), self.stderr_fd: BoundedBuffer(limit)}
         self.pending = bytearray()  # stdout bytes not yet consumed as the handshake line
         self.line_consumed = False
         self.stdout_eof = False
-        self.open_streams = 0
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                os.set_blocking(stream.fileno(), False)
-                self.selector.register(stream, selectors.EVENT_READ)
-                self.open_streams += 1
+        self.outgoing = bytearray()
+        self.stdin_open = True
+        self.writing = False
+        for fd in (self.stdin_fd, *self.buffers):
+            os.set_blocking(fd, False)
+        for fd in self.buffers:
+            self.selector.register(fd, selectors.EVENT_READ)
+        self.readers = len(self.buffers)
 
-    def send(self, payload: bytes) -> bool:
-        """Write to stdin; False when the script already closed it."""
-        stdin = self.process.stdin
-        if stdin is None:
-            return False
+    def _track_writes(self) -> None:
+        wanted = bool(self.outgoing) and self.stdin_open
+        if wanted and not self.writing:
+            self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
+        elif self.writing and not wanted:
+            self.selector.unregister(self.stdin_fd)
+        self.writing = wanted
+
+    def _write(self) -> None:
         try:
-            stdin.write(payload)
-            stdin.flush()
-            return True
-        except (BrokenPipeError, ValueError):
+            written = os.write(self.stdin_fd, bytes(self.outgoing[:65536]))
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            # The script closed stdin (or exited) without reading everything; nothing more to send.
+            self.stdin_open = False
+            self.outgoing.clear()
+            return
+        del self.outgoing[:written]
+
+    def _read(self, fd: int) -> bool:
+        """Read one chunk; False when nothing was there."""
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
             return False
+        if not chunk:
+            self.selector.unregister(fd)
+            self.readers -= 1
+            self.stdout_eof = self.stdout_eof or fd == self.stdout_fd
+            return False
+        self.buffers[fd].feed(chunk)
+        if fd == self.stdout_fd and not self.line_consumed:
+            self.pending += chunk
+        return True
+
+    def _pump(self, deadline: float) -> bool:
+        """Service the pipes once, waiting up to ``deadline``; False when there is nothing to wait on."""
+        self._track_writes()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self.selector.get_map():
+            return False
+        for key, _events in self.selector.select(remaining):
+            if key.fd == self.stdin_fd:
+                self._write()
+            else:
+                self._read(key.fd)
+        self._track_writes()
+        return True
+
+    def send(self, payload: bytes, deadline: float) -> bool:
+        """Write ``payload`` to stdin; False when the script stopped reading or the deadline passed."""
+        if not self.stdin_open:
+            return False
+        self.outgoing += payload
+        while self.outgoing and self.stdin_open and self._pump(deadline):
+            pass
+        return not self.outgoing and self.stdin_open
 
     def close_stdin(self) -> None:
+        self.outgoing.clear()
+        self.stdin_open = False
+        self._track_writes()
         if self.process.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.close()
-
-    def _pump(self, deadline: float) -> bool:
-        """Read whatever is available before ``deadline``; False when the deadline passed or all closed."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or self.open_streams == 0:
-            return False
-        for key, _events in self.selector.select(remaining):
-            stream = key.fileobj
-            try:
-                chunk = os.read(key.fd, 65536)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                self.selector.unregister(stream)
-                self.open_streams -= 1
-                self.stdout_eof = self.stdout_eof or stream is self.process.stdout
-                continue
-            if stream is self.process.stdout:
-                self.out.feed(chunk)
-                if not self.line_consumed:
-                    self.pending += chunk
-            else:
-                self.err.feed(chunk)
-        return True
 
     def read_line(self, deadline: float) -> bytes | None:
         """First stdout line, or None on EOF/deadline (the script did not start a handshake)."""
@@ -221,9 +258,15 @@ class ScriptSession:
         return bytes(self.pending.split(b"\n", 1)[0])
 
     def finish(self, deadline: float) -> Exchange:
-        """Drain output until the script exits or the deadline passes; kill it in the latter case."""
-        while self.open_streams and self._pump(deadline):
-            pass
+        """Drain output until the script exits or the deadline passes; kill its group in the latter case."""
+        while self.readers and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                # Exited; a background child may keep the pipes open, so take what is there and stop.
+                for key in list(self.selector.get_map().values()):
+                    while self._read(key.fd):
+                        pass
+                break
+            self._pump(min(deadline, time.monotonic() + 0.2))
         result = Exchange()
         try:
             result.rc = self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -236,8 +279,9 @@ class ScriptSession:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
-        result.stdout, result.stdout_dropped = self.out.text(), self.out.dropped
-        result.stderr, result.stderr_dropped = self.err.text(), self.err.dropped
+        out, err = self.buffers[self.stdout_fd], self.buffers[self.stderr_fd]
+        result.stdout, result.stdout_dropped = out.text(), out.dropped
+        result.stderr, result.stderr_dropped = err.text(), err.dropped
         return result
 
 
@@ -253,7 +297,7 @@ def run_script(
     """Run the script once with execd's protocol and return what happened."""
     session = ScriptSession([executable], cwd, output_limit)
     started = time.monotonic()
-    session.send(encode_line(message))
+    session.send(encode_line(message), started + handshake_timeout)
     keys: list[str] | None = None
     reply: str | None = None
     key: str | None = None
@@ -267,7 +311,7 @@ def run_script(
             reply = "abort" if refused else "continue"
             answer = dict(message)
             answer["command"] = reply
-            session.send(encode_line(answer))
+            session.send(encode_line(answer), time.monotonic() + handshake_timeout)
     session.close_stdin()
     result = session.finish(time.monotonic() + run_timeout)
     result.keys, result.key, result.reply = keys, key, reply

@@ -134,6 +134,25 @@ def test_hanging_script_is_killed_with_its_children(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_script_that_never_reads_a_large_message_cannot_hang_the_module(tmp_path: Path) -> None:
+    script = make_script(tmp_path, "deaf", "import time\ntime.sleep(60)\n")
+    big = dict(alert(), full_log="x" * 1_000_000)  # far beyond a pipe buffer
+    started = time.monotonic()
+    result = run_script(script, build_message(script, "add", "n", big, []), str(tmp_path), [], 0.5, 0.5, 100)
+    assert result.timed_out and time.monotonic() - started < 5
+
+
+def test_background_child_holding_stdout_does_not_delay_the_result(tmp_path: Path) -> None:
+    body = "import subprocess, sys\nsys.stdin.readline()\nsubprocess.Popen(['sleep', '30'])\nprint('bye')\n"
+    script = make_script(tmp_path, "forks", body)
+    started = time.monotonic()
+    result = run_script(
+        script, build_message(script, "delete", "n", alert(), []), str(tmp_path), [], 5, 20, 100
+    )
+    assert (result.rc, result.timed_out, result.stdout) == (0, False, "bye\n")
+    assert time.monotonic() - started < 5
+
+
 def test_alert_fields_the_stock_scripts_use_are_checked() -> None:
     assert alert_problems(alert()) == []
     bad = {"data": {"srcip": "1.2.3.4;touch /tmp/pwned", "dstuser": "-rf"}}
