@@ -1,0 +1,1 @@
+"""The active-response engine: policy, state, timed reverts, batched dispatch to an executor."""
