@@ -315,8 +315,8 @@ class ManagerDaemon:
                 before = reported.get(c.name, (0, 0))
                 if now[0] > before[0] or now[1] > before[1]:
                     self.log.warning(
-                        "%s: %d events dropped in the last %.0f s (%d with the analysis queue full, %d by the "
-                        "kernel with the socket buffer full); %d dropped since start",
+                        "%s: %d events dropped in the last %.0f s (%d with the analysis queue full, "
+                        "%d by the kernel with the socket buffer full); %d dropped since start",
                         c.name,
                         sum(now) - sum(before),
                         _DROP_REPORT_INTERVAL,
