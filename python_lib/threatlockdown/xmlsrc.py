@@ -39,7 +39,8 @@ def parse_xml_text(text: str, path: str) -> list[etree._Element]:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SourceErrors([SourceError(path, line, None, "NUL byte in XML file")])
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        line = text.count("\n", 0, max(text.find("<!DOCTYPE"), text.find("<!ENTITY"))) + 1
+        first = min(i for i in (text.find("<!DOCTYPE"), text.find("<!ENTITY")) if i >= 0)
+        line = text.count("\n", 0, first) + 1
         raise SourceErrors([SourceError(path, line, None, "DTDs and entities are not allowed")])
     # Keep the declaration's line count so numbers stay right.
     m = _XML_DECL.match(text)
@@ -60,7 +61,9 @@ def read_xml_file(path: Path | str) -> list[etree._Element]:
     """Read a file and return its top-level elements; errors name the file and line."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as fh:
+            # Read one byte past the limit: enough to know it is too large without loading it all.
+            data = fh.read(MAX_XML_BYTES + 1)
     except OSError as exc:
         raise SourceErrors([SourceError(str(p), None, None, f"cannot read: {exc.strerror}")]) from None
     if len(data) > MAX_XML_BYTES:

@@ -232,10 +232,6 @@ def test_dtds_and_entities_are_refused(tmp_path: Path, text: str) -> None:
     assert errors[0].endswith(": DTDs and entities are not allowed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="xmlsrc.parse_xml_text reports the later of <!DOCTYPE and <!ENTITY (max of the two offsets)",
-)
 def test_dtd_error_points_at_the_doctype_line(tmp_path: Path) -> None:
     errors = ruleset_errors(tmp_path, BILLION_LAUGHS)
     assert errors == [f"{tmp_path / 'rules' / 'bad_rules.xml'}:2: DTDs and entities are not allowed"]
