@@ -7,7 +7,7 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
-ruff check python_lib tests bench
+ruff check python_lib tests bench collections
 echo "== mypy"
 mypy
 echo "== pytest"
