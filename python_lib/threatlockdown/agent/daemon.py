@@ -55,6 +55,7 @@ class AgentDaemon:
         self.forwarded: Counter[str] = Counter()
         self.truncated = 0
         self.spool_full_waits = 0
+        self._busy = False
 
     async def run(self, ready: Callable[[str | None], None] | None = None) -> int:
         notify = ready or (lambda _error: None)
@@ -174,7 +175,11 @@ class AgentDaemon:
     async def _forward_forever(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            await self._forward(batch)
+            self._busy = True
+            try:
+                await self._forward(batch)
+            finally:
+                self._busy = False
 
     async def _forward(self, batch: list[RawEvent]) -> None:
         while len(batch) < MAX_BATCH:
@@ -217,10 +222,22 @@ class AgentDaemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        # A batch being spooled is finished first: cancelling it between submit and ack would send
+        # its events again after the next start.
+        deadline = time.monotonic() + 5.0  # a full spool keeps a batch waiting: do not hang the stop
+        while self._busy and not forward_task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         forward_task.cancel()
         await asyncio.gather(forward_task, return_exceptions=True)
-        while not self.queue.empty():
-            await self._forward([self.queue.get_nowait()])
+        try:
+            async with asyncio.timeout(10.0):  # a full spool would wait for ever; unacked events are re-read
+                while not self.queue.empty():
+                    await self._forward([self.queue.get_nowait()])
+        except TimeoutError:
+            self.log.warning(
+                "stopping with %d events not spooled; they are read again at the next start",
+                self.queue.qsize(),
+            )
         self._committer.commit()
         if self.forwarder is not None and self.forwarder.connected:
             await self.forwarder.wait_delivered(timeout=2.0)
