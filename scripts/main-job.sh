@@ -15,8 +15,11 @@ echo "$line" | tld logtest --json
 echo "== eight attempts from one source: rule 5712 fires on the eighth"
 for i in 1 2 3 4 5 6 7 8; do
   echo "Nov 26 10:00:0$i web1 sshd[42$i]: Invalid user admin$i from 198.51.100.23 port 5211$i"
-done | tld logtest --json | python3 -c 'import json,sys
-for n, l in enumerate(sys.stdin, 1):
-    a = json.loads(l); r = a.get("rule", {})
-    print(f"line {n}: rule {r.get(\"id\")} level {r.get(\"level\")} alert={a[\"alert\"]} srcip={a[\"data\"].get(\"srcip\")}")'
+done | tld logtest --json | python3 -c '
+import json, sys
+for n, raw in enumerate(sys.stdin, 1):
+    a = json.loads(raw)
+    r = a.get("rule", {})
+    print("line %d: rule %s level %s alert=%s srcip=%s" % (n, r.get("id"), r.get("level"), a["alert"], a["data"].get("srcip")))
+'
 echo "$line" | tld logtest -q -U 5710:5:sshd && echo "reference case: rule 5710, level 5, decoder sshd: OK"
