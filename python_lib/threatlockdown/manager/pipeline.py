@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -12,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analysis.alert import alert_line
 from ..analysis.session import AnalysisSession, ProcessResult
 from ..collect.durable import PositionCommitter
 from ..collect.event import RawEvent
@@ -153,7 +153,7 @@ class AnalysisPipeline:
                 rule = result.rule
                 assert rule is not None
                 counters.alerts_by_level[rule.level] += 1
-                json_lines.append(json.dumps(alert, ensure_ascii=False) + "\n")
+                json_lines.append(alert_line(alert).decode("utf-8") + "\n")
                 text_entries.append(format_alert_text(result))
         counters.batches += 1
         counters.recent.append((time.monotonic(), len(events)))
