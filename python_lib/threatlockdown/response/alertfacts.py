@@ -1,0 +1,124 @@
+"""What the engine reads from an alert: the alerts.json object, or an analysis result from the manager.
+
+Everything is taken from the alert dict (``tld runner`` only has alerts.json lines). A ProcessResult adds
+what alerts.json does not carry: the rule's exact group string and its ``no_ar`` option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..analysis.session import ProcessResult
+from ..ruleset.rules import COMPLIANCE_PREFIXES
+
+MANAGER_AGENT_ID = "000"
+# Decoders of an active-response log (ours and Wazuh's): alerts about responses never trigger one,
+# or a block's own "Host Blocked" alert would count as a new offence and an unblock would block again.
+AUDIT_DECODERS = frozenset(("ar_log_json", "ar_log"))
+
+
+class AlertShapeError(ValueError):
+    """The object is not an alert the engine can use (no rule, wrong types)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    alert: Mapping[str, Any]
+    rule_id: int
+    level: int
+    group_string: str  # "syslog,sshd,authentication_failed," as <rules_group> patterns expect
+    no_ar: bool
+    srcip: str | None  # raw, as decoded
+    dstuser: str | None
+    agent_id: str
+    agent_name: str
+    agent_ip: str
+    manager_name: str
+    alert_id: str
+    decoder: str
+
+    @property
+    def from_audit_log(self) -> bool:
+        return self.decoder in AUDIT_DECODERS
+
+    @property
+    def from_manager(self) -> bool:
+        return self.agent_id == MANAGER_AGENT_ID
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def group_string_of(rule: Mapping[str, Any]) -> str:
+    """Rebuild Wazuh's group string from an alert's ``rule`` object.
+
+    alerts.json splits compliance groups (pci_dss_11.4, ...) into their own arrays; they are put back
+    after the plain groups. Within a rule file they may have been interleaved, so a <rules_group>
+    pattern spanning a plain and a compliance group can differ from Wazuh for alerts.json input.
+    """
+    parts: list[str] = []
+    groups = rule.get("groups")
+    if isinstance(groups, list):
+        parts.extend(g for g in groups if isinstance(g, str))
+    for prefix in COMPLIANCE_PREFIXES:
+        values = rule.get(prefix[:-1])
+        if isinstance(values, list):
+            parts.extend(prefix + v for v in values if isinstance(v, str))
+    return "".join(f"{p}," for p in parts)
+
+
+def facts_from_alert(
+    alert: Mapping[str, Any], *, no_ar: bool = False, group_string: str | None = None
+) -> AlertFacts:
+    """The facts of an alerts.json object; AlertShapeError when it has no usable rule."""
+    rule = alert.get("rule")
+    if not isinstance(rule, Mapping):
+        raise AlertShapeError("no 'rule' object")
+    rule_id_text = _text(rule.get("id"))
+    if rule_id_text is None or not rule_id_text.isascii() or not rule_id_text.isdigit():
+        raise AlertShapeError(f"rule.id {rule.get('id')!r} is not a number")
+    level = rule.get("level")
+    if isinstance(level, str) and level.isascii() and level.isdigit():
+        level = int(level)
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise AlertShapeError(f"rule.level {rule.get('level')!r} is not a number")
+    data = alert.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    agent = alert.get("agent")
+    agent = agent if isinstance(agent, Mapping) else {}
+    manager = alert.get("manager")
+    manager = manager if isinstance(manager, Mapping) else {}
+    decoder = alert.get("decoder")
+    decoder = decoder if isinstance(decoder, Mapping) else {}
+    return AlertFacts(
+        alert=alert,
+        rule_id=int(rule_id_text),
+        level=level,
+        group_string=group_string if group_string is not None else group_string_of(rule),
+        no_ar=no_ar,
+        srcip=_text(data.get("srcip")),
+        dstuser=_text(data.get("dstuser")),
+        agent_id=_text(agent.get("id")) or MANAGER_AGENT_ID,
+        agent_name=_text(agent.get("name")) or "",
+        agent_ip=_text(agent.get("ip")) or "",
+        manager_name=_text(manager.get("name")) or "",
+        alert_id=_text(alert.get("id")) or "",
+        decoder=_text(decoder.get("parent")) or _text(decoder.get("name")) or "",
+    )
+
+
+def facts_from_result(result: ProcessResult, alert: Mapping[str, Any]) -> AlertFacts:
+    """The facts of a manager alert, with the rule's exact group string and options."""
+    rule = result.rule
+    if rule is None:
+        raise AlertShapeError("no rule matched")
+    return facts_from_alert(alert, no_ar="no_ar" in rule.options, group_string=rule.group_string)

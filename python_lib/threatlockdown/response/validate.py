@@ -1,0 +1,93 @@
+"""Checks on what an alert offers a response: a source address and a user name.
+
+Both come from log lines, so an attacker chooses them. Only an address that ``ipaddress`` parses and a
+user name of a small safe alphabet reach an executor; anything else is refused and audited as a possible
+logging attack (Wazuh's messages 1271/1272). Wazuh's own checks are looser (``^[a-zA-Z.:_0-9-]*$`` for
+srcip lets host names through); ours only admit what a response can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAPPED_PREFIX = "::ffff:"
+MAX_USER_LENGTH = 256
+# A first character that no option parser or shell reads specially; then a conservative alphabet.
+_SAFE_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@-]*")
+_SHELL_CHARS = frozenset(";&|`$<>()\\\"'*?[]!#~\n\r\t ")
+_TEMPLATE_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
+_SHOWN = 80  # characters of a refused value kept in messages
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a value was refused; ``value`` is the raw value, cut to a readable length."""
+
+    field: str  # "srcip" or "dstuser"
+    value: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"invalid {self.field} {self.value!r}: {self.problem}; possible logging attack"
+
+
+def strip_mapped(text: str) -> str:
+    """``::ffff:1.2.3.4`` -> ``1.2.3.4`` (what Wazuh removes before its own checks)."""
+    if text[: len(MAPPED_PREFIX)].lower() == MAPPED_PREFIX and "." in text:
+        return text[len(MAPPED_PREFIX) :]
+    return text
+
+
+def _problem(text: str) -> str | None:
+    """A specific reason for hostile-looking text, or None."""
+    for marker in _TEMPLATE_MARKERS:
+        if marker in text:
+            return f"contains the template marker {marker!r}"
+    for ch in text:
+        if ch in _SHELL_CHARS:
+            return f"contains the shell character {ch!r}"
+        if ord(ch) < 32 or ord(ch) == 127:
+            return f"contains the control character {ch!r}"
+    return None
+
+
+def parse_srcip(raw: str) -> IPAddress | Refusal:
+    """The address in ``raw`` (``::ffff:`` stripped, IPv4-mapped IPv6 unwrapped), or why not."""
+    shown = raw[:_SHOWN]
+    text = strip_mapped(raw)
+    if not text:
+        return Refusal("srcip", shown, "empty")
+    problem = _problem(text)
+    if problem is not None:
+        return Refusal("srcip", shown, problem)
+    if "%" in text:
+        return Refusal("srcip", shown, "IPv6 scope identifiers are not accepted")
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return Refusal("srcip", shown, "not an IPv4 or IPv6 address")
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def check_user(raw: str) -> str | Refusal:
+    """``raw`` when it is a safe user name, else why not."""
+    shown = raw[:_SHOWN]
+    if not raw:
+        return Refusal("dstuser", shown, "empty")
+    if len(raw) > MAX_USER_LENGTH:
+        return Refusal("dstuser", shown, f"longer than {MAX_USER_LENGTH} characters")
+    problem = _problem(raw)
+    if problem is not None:
+        return Refusal("dstuser", shown, problem)
+    if ".." in raw:
+        return Refusal("dstuser", shown, "contains '..'")
+    if not _SAFE_USER.fullmatch(raw):
+        bad = next((c for c in raw if not re.fullmatch(r"[A-Za-z0-9._@-]", c)), raw[0])
+        return Refusal("dstuser", shown, f"the character {bad!r} is not allowed in a user name")
+    return raw
