@@ -1,0 +1,254 @@
+"""Batched dispatch to an Executor: coalescing window, bounded queue and concurrency, delayed retries.
+
+Actions that become due within ``window`` seconds of each other are carried out as one execution per
+(command, action) with many (host, parameters) items: a playbook run costs about a second whatever the
+number of items, so a burst of 200 attackers costs one run, not 200. The queue is bounded: when it is
+full ``submit`` waits, which slows the caller (the manager's analysis) instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..config.model import Command
+from .executor import Action, Batch, Executor, ItemResult, ResponseItem
+
+DEFAULT_EXECUTION_TIMEOUT = 900.0  # an execution that takes longer is cancelled and its items fail
+
+
+@dataclass(slots=True)
+class Job:
+    """One item of work: an action on one key, with its attempt number."""
+
+    action: Action
+    command: Command
+    item: ResponseItem
+    stateful: bool = True  # recorded in the state (False: a one-shot command without timeout_allowed)
+    attempt: int = 1
+
+
+ResultHandler = Callable[[Batch, list[tuple[Job, ItemResult]]], Awaitable[None]]
+BeforeRun = Callable[[Batch, list[Job]], None]
+
+
+@dataclass
+class DispatchStats:
+    queued: int = 0
+    batches: int = 0
+    items: int = 0
+    running: int = 0
+    waiting_retry: int = 0
+    executor_errors: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        on_results: ResultHandler,
+        before_run: BeforeRun | None = None,
+        window: float = 0.2,
+        max_items: int = 500,
+        concurrency: int = 4,
+        queue_size: int = 10_000,
+        execution_timeout: float = DEFAULT_EXECUTION_TIMEOUT,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.executor = executor
+        self._on_results = on_results
+        self._before_run = before_run
+        self.window = window
+        self.max_items = max_items
+        self.execution_timeout = execution_timeout
+        self.log = logger or logging.getLogger("threatlockdown.response")
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
+        self._retries: deque[Job] = deque()
+        self._retry_handles: set[asyncio.TimerHandle] = set()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stats = DispatchStats()
+
+    # -- producers -----------------------------------------------------------------------------------
+
+    async def submit(self, job: Job) -> None:
+        """Queue ``job``; waits while the queue is full (back-pressure)."""
+        self._idle.clear()
+        await self._queue.put(job)
+
+    def retry_later(self, job: Job, delay: float) -> None:
+        """Run ``job`` again after ``delay`` seconds; retries do not count against the queue bound (there
+        is at most one per key, so the state bounds them)."""
+        self._idle.clear()
+        self.stats.waiting_retry += 1
+        handle: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            assert handle is not None
+            self._retry_handles.discard(handle)
+            self.stats.waiting_retry -= 1
+            self._retries.append(job)
+            self._wake.set()
+
+        handle = asyncio.get_running_loop().call_later(delay, due)
+        self._retry_handles.add(handle)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize() + len(self._retries)
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._next()
+            jobs = [first]
+            deadline = loop.time() + self.window
+            while True:
+                jobs.extend(self._take_ready())
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._wake.clear()
+                getter = asyncio.ensure_future(self._queue.get())
+                waker = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait(
+                    (getter, waker), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                waker.cancel()
+                if getter in done:
+                    jobs.append(getter.result())
+                else:
+                    getter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getter
+                    # A get() that completed while being cancelled must not lose its job.
+                    if getter.done() and not getter.cancelled():
+                        jobs.append(getter.result())
+            await self._launch(jobs)
+
+    def _take_ready(self) -> list[Job]:
+        out = list(self._retries)
+        self._retries.clear()
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return out
+
+    async def _next(self) -> Job:
+        while True:
+            if self._retries:
+                return self._retries.popleft()
+            with contextlib.suppress(asyncio.QueueEmpty):
+                return self._queue.get_nowait()
+            if not self._running and not self._retry_handles:
+                self._idle.set()
+            self._wake.clear()
+            getter = asyncio.ensure_future(self._queue.get())
+            waker = asyncio.ensure_future(self._wake.wait())
+            done, _ = await asyncio.wait((getter, waker), return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            if getter in done:
+                return getter.result()
+            getter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await getter
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+
+    async def _launch(self, jobs: list[Job]) -> None:
+        groups: dict[tuple[str, Action], list[Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.command.name, job.action), []).append(job)
+        for (_, action), group in groups.items():
+            for start in range(0, len(group), self.max_items):
+                chunk = group[start : start + self.max_items]
+                command = chunk[0].command
+                batch = Batch(
+                    batch_id=f"{int(time.time())}-{next(self._ids)}",
+                    command=command.name,
+                    executable=command.executable,
+                    action=action,
+                    items=tuple(j.item for j in chunk),
+                )
+                await self._slots.acquire()  # all slots busy: stop taking from the queue (back-pressure)
+                task = asyncio.create_task(self._execute(batch, chunk), name=f"tld-ar-{batch.batch_id}")
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: Batch, jobs: list[Job]) -> None:
+        self.stats.running += 1
+        self.stats.batches += 1
+        self.stats.items += len(jobs)
+        try:
+            try:
+                if self._before_run is not None:
+                    self._before_run(batch, jobs)
+                results = await asyncio.wait_for(self.executor.execute(batch), self.execution_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.executor_errors += 1
+                self.log.error(
+                    "executor failed on batch %s (%s %s): %r",
+                    batch.batch_id,
+                    batch.command,
+                    batch.action,
+                    exc,
+                )
+                message = "execution timed out" if isinstance(exc, TimeoutError) else f"executor error: {exc}"
+                results = [ItemResult(i.key, i.host, "failed", message=message) for i in batch.items]
+        finally:
+            self.stats.running -= 1
+            self._slots.release()
+        by_key = {(r.key, r.host): r for r in results}
+        pairs = []
+        for job in jobs:
+            result = by_key.get((job.item.key, job.item.host)) or ItemResult(
+                job.item.key, job.item.host, "failed", message="the executor gave no result for this item"
+            )
+            pairs.append((job, result))
+        try:
+            await self._on_results(batch, pairs)
+        except Exception:
+            self.log.exception("recording the results of batch %s failed", batch.batch_id)
+        if not self._running - {asyncio.current_task()} and not self.queued and not self._retry_handles:
+            self._idle.set()
+            self._wake.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued, running or waiting for a retry; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_running(self, timeout: float) -> None:
+        """Wait for the executions already running (not the queue) to finish."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
+
+    def cancel_retries(self) -> list[Job]:
+        """Drop the retries not yet due and the queued jobs; return them (their state says what to redo)."""
+        for handle in self._retry_handles:
+            handle.cancel()
+        self._retry_handles.clear()
+        self.stats.waiting_retry = 0
+        dropped = list(self._retries)
+        self._retries.clear()
+        dropped.extend(self._take_ready())
+        return dropped

@@ -1,0 +1,68 @@
+"""Timed reverts: a heap of expiries, checked at least once a second.
+
+Refreshing a key pushes its new expiry; the old heap entry is recognised as stale when it comes up
+(``is_current``) and dropped, so a refresh costs one push and no search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+MAX_SLEEP = 1.0  # wake at least this often, so a clock step cannot delay a revert for long
+
+
+class ExpiryScheduler:
+    def __init__(
+        self,
+        on_due: Callable[[list[str]], Awaitable[None]],
+        is_current: Callable[[str, float], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._on_due = on_due
+        self._is_current = is_current
+        self._clock = clock
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, key: str, expires: float) -> None:
+        if not self._heap or expires < self._heap[0][0]:
+            self._wake.set()  # a new earliest expiry: the sleeping loop must look again
+        heapq.heappush(self._heap, (expires, next(self._seq), key))
+
+    def rebuild(self, items: Iterable[tuple[str, float]]) -> None:
+        """Replace the heap with exactly ``items`` (drops stale entries left by refreshes)."""
+        self._heap = [(expires, next(self._seq), key) for key, expires in items]
+        heapq.heapify(self._heap)
+        self._wake.set()
+
+    def next_expiry(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[str]:
+        due: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            expires, _, key = heapq.heappop(self._heap)
+            if self._is_current(key, expires):
+                due.append(key)
+        return due
+
+    async def run(self) -> None:
+        while True:
+            due = self.pop_due(self._clock())
+            if due:
+                await self._on_due(due)
+                continue
+            nxt = self.next_expiry()
+            delay = MAX_SLEEP if nxt is None else max(0.0, min(MAX_SLEEP, nxt - self._clock()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
