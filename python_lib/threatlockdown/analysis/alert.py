@@ -15,7 +15,7 @@ from ..ruleset.rules import COMPLIANCE_PREFIXES, Rule
 from . import mitre
 
 # Static data fields first, in the order Wazuh writes them.
-_STATIC_ORDER = (
+STATIC_FIELDS = (
     "protocol",
     "action",
     "srcip",
@@ -138,7 +138,7 @@ def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, An
 
 def data_object(fields: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    for key in _STATIC_ORDER:
+    for key in STATIC_FIELDS:
         if key in fields:
             data[key] = fields[key]
     for key, value in fields.items():

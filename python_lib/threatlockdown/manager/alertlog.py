@@ -15,29 +15,12 @@ from __future__ import annotations
 
 import time
 
-from ..analysis.alert import describe
+from ..analysis.alert import STATIC_FIELDS, describe
 from ..analysis.session import ProcessResult
 
 # Fields with their own header line, in Wazuh's order, and those it never repeats as "name: value".
 _HEADER_FIELDS = (("srcip", "Src IP"), ("srcport", "Src Port"), ("dstip", "Dst IP"), ("dstport", "Dst Port"))
-_STATIC_FIELDS = frozenset(
-    (
-        "protocol",
-        "action",
-        "srcip",
-        "srcport",
-        "srcuser",
-        "dstip",
-        "dstport",
-        "dstuser",
-        "id",
-        "status",
-        "url",
-        "data",
-        "extra_data",
-        "system_name",
-    )
-)
+_STATIC_FIELDS = frozenset(STATIC_FIELDS)
 
 
 def origin_of(result: ProcessResult) -> str:
