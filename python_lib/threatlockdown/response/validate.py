@@ -88,6 +88,8 @@ def check_user(raw: str) -> str | Refusal:
     if ".." in raw:
         return Refusal("dstuser", shown, "contains '..'")
     if not _SAFE_USER.fullmatch(raw):
-        bad = next((c for c in raw if not re.fullmatch(r"[A-Za-z0-9._@-]", c)), raw[0])
+        bad = next((c for c in raw if not re.fullmatch(r"[A-Za-z0-9._@-]", c)), None)
+        if bad is None:  # only the first character is wrong: an option-like or hidden name
+            return Refusal("dstuser", shown, f"a user name must not start with {raw[0]!r}")
         return Refusal("dstuser", shown, f"the character {bad!r} is not allowed in a user name")
     return raw
