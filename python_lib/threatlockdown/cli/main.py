@@ -17,6 +17,8 @@ _COMMAND_MODULES = (
     "threatlockdown.cli.lab_cmd",
     "threatlockdown.cli.manager_cmd",
     "threatlockdown.cli.agent_cmd",
+    "threatlockdown.cli.ar_cmd",
+    "threatlockdown.cli.runner_cmd",
 )
 
 

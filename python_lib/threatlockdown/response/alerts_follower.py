@@ -64,25 +64,22 @@ class AlertsFollower:
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                getter = asyncio.ensure_future(queue.get())
                 timeout = max(0.0, next_ack - loop.time()) if pending else None
-                done, _ = await asyncio.wait(
-                    (getter, stopper, tail), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter in done:
+                getter = asyncio.ensure_future(queue.get())
+                try:
+                    done, _ = await asyncio.wait(
+                        (getter, stopper, tail), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if not getter.done():
+                        getter.cancel()
+                    await asyncio.gather(getter, return_exceptions=True)
+                # An event taken while being cancelled is handled like any other.
+                if getter.done() and not getter.cancelled() and getter.exception() is None:
                     ev = getter.result()
                     await self._handle(ev)
                     if ev.ack is not None:
                         pending.append(ev.ack)
-                else:
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
-                    if getter.done() and not getter.cancelled():  # it got an event while cancelled
-                        ev = getter.result()
-                        await self._handle(ev)
-                        if ev.ack is not None:
-                            pending.append(ev.ack)
                 if tail in done:
                     tail.result()  # a tailer that died is an error of the runner
                 if pending and (loop.time() >= next_ack or stop.is_set()):

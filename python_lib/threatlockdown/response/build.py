@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config.model import OssecConfig
 from ..config.reader import load_config
 from ..errors import SourceError, SourceErrors
+from .dryrun import DryRunExecutor, UnavailableExecutor
 from .engine import EnginePaths, ResponseEngine
 from .executor import Executor, InProcessExecutor
 from .inventory import Inventory, empty_inventory, load_inventory
@@ -193,20 +194,22 @@ async def offline_engine(layout: ResponseLayout, parts: EngineParts) -> Response
 
 
 def executor_for(kind: str, layout: ResponseLayout, logger: logging.Logger | None = None) -> Executor:
-    """``none``: a dry run; ``ansible``: the ansible-runner executor (response playbooks)."""
+    """``none``: a dry run; ``ansible``: the ansible-runner executor running the response playbooks
+    against the engine's inventory. When that cannot be built, an executor that fails every item with
+    the reason (logged), so timing, retries and ``tld ar list`` still work."""
+    log = logger or logging.getLogger("threatlockdown.response")
     if kind == "none":
-        from .dryrun import DryRunExecutor
-
-        return DryRunExecutor(logger or logging.getLogger("threatlockdown.response"))
+        return DryRunExecutor(log)
     if kind != "ansible":
         raise RuntimeError(f"unknown executor {kind!r}")
-    try:
-        module = importlib.import_module("threatlockdown.response.ansible_executor")
-    except ImportError as exc:
-        raise RuntimeError(f"the ansible-runner executor is not available: {exc}") from None
-    factory = getattr(module, "executor_for_home", None)
-    if factory is None:
-        raise RuntimeError("the ansible-runner executor has no executor_for_home(home, inventory)")
     inventory, _ = layout.inventory_path(read_settings(layout.settings_file))
-    executor: Executor = factory(layout.home, inventory)
+    try:
+        # Imported here: ansible-runner is heavy and only the daemons run responses.
+        module = importlib.import_module("threatlockdown.response.ansible_executor")
+        settings = module.AnsibleExecutorSettings.for_home(layout.home, [str(inventory)])
+        executor: Executor = module.AnsibleRunnerExecutor(settings)
+    except (ImportError, AttributeError, ValueError, OSError) as exc:
+        reason = f"responses cannot run through Ansible: {exc}"
+        log.error("%s", reason)
+        return UnavailableExecutor(reason)
     return executor

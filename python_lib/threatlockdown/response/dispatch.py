@@ -121,23 +121,28 @@ class Dispatcher:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                self._wake.clear()
-                getter = asyncio.ensure_future(self._queue.get())
-                waker = asyncio.ensure_future(self._wake.wait())
-                done, _ = await asyncio.wait(
-                    (getter, waker), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                waker.cancel()
-                if getter in done:
-                    jobs.append(getter.result())
-                else:
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
-                    # A get() that completed while being cancelled must not lose its job.
-                    if getter.done() and not getter.cancelled():
-                        jobs.append(getter.result())
+                job = await self._get(remaining)
+                if job is not None:
+                    jobs.append(job)
             await self._launch(jobs)
+
+    async def _get(self, timeout: float | None) -> Job | None:
+        """The next queued job, or None when ``timeout`` passes or a retry became due first."""
+        self._wake.clear()
+        getter = asyncio.ensure_future(self._queue.get())
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((getter, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Never leave the helper tasks behind, also when this task is cancelled at a stop.
+            waker.cancel()
+            if not getter.done():
+                getter.cancel()
+            await asyncio.gather(getter, waker, return_exceptions=True)
+        # A get() that completed while being cancelled must not lose its job.
+        if getter.done() and not getter.cancelled() and getter.exception() is None:
+            return getter.result()
+        return None
 
     def _take_ready(self) -> list[Job]:
         out = list(self._retries)
@@ -156,18 +161,9 @@ class Dispatcher:
                 return self._queue.get_nowait()
             if not self._running and not self._retry_handles:
                 self._idle.set()
-            self._wake.clear()
-            getter = asyncio.ensure_future(self._queue.get())
-            waker = asyncio.ensure_future(self._wake.wait())
-            done, _ = await asyncio.wait((getter, waker), return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            if getter in done:
-                return getter.result()
-            getter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await getter
-            if getter.done() and not getter.cancelled():
-                return getter.result()
+            job = await self._get(None)
+            if job is not None:
+                return job
 
     async def _launch(self, jobs: list[Job]) -> None:
         groups: dict[tuple[str, Action], list[Job]] = {}

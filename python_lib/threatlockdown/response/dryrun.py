@@ -29,3 +29,17 @@ class DryRunExecutor:
 
     async def close(self) -> None:
         return None
+
+
+@dataclass
+class UnavailableExecutor:
+    """Stands in when the real executor cannot be built (e.g. no inventory): every item fails with the
+    reason, so the engine still keeps time, retries, and shows the problem in ``tld ar list``."""
+
+    reason: str
+
+    async def execute(self, batch: Batch) -> list[ItemResult]:
+        return [ItemResult(i.key, i.host, "failed", message=self.reason) for i in batch.items]
+
+    async def close(self) -> None:
+        return None
