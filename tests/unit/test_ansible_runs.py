@@ -1,0 +1,42 @@
+"""Run directories: fresh per run, private, oldest pruned beyond the limit, never one in use."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from threatlockdown.response.ansible_runs import RUN_NAME, RunDirectories
+
+
+def test_each_run_gets_a_new_private_directory(tmp_path: Path) -> None:
+    runs = RunDirectories(tmp_path / "runs", keep=3)
+    first, second = runs.create("batch 1/../x"), runs.create("batch 1/../x")
+    assert first != second
+    assert first.parent == second.parent == tmp_path / "runs"
+    assert RUN_NAME.match(first.name), first.name
+    assert "/" not in first.name.split("-", 1)[1] and ".._x" in first.name
+    assert stat.S_IMODE(first.stat().st_mode) == 0o700
+    assert list(first.iterdir()) == []
+
+
+def test_prune_keeps_the_newest_and_skips_active_runs(tmp_path: Path) -> None:
+    runs = RunDirectories(tmp_path, keep=2)
+    made = [runs.create(f"b{i}") for i in range(5)]
+    for path in made[1:]:
+        runs.finish(path)
+    (tmp_path / "not-a-run").mkdir()
+    removed = runs.prune()
+    # made[0] is still active: kept although it is the oldest.
+    assert removed == made[1:3]
+    assert runs.existing() == [made[0], made[3], made[4]]
+    assert (tmp_path / "not-a-run").is_dir()
+    runs.finish(made[0])
+    assert runs.prune() == [made[0]]
+    assert runs.existing() == made[3:]
+
+
+def test_keep_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_runs must be at least 1"):
+        RunDirectories(tmp_path, keep=0)
