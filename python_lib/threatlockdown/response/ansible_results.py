@@ -113,7 +113,10 @@ def _entry_message(task: str, entry: Mapping[str, Any], failed: bool, changed: b
             detail = str(entry.get("msg") or "failed")
         stderr = str(entry.get("stderr") or "").strip()
         return _short(f"{task}: {detail}" + (f": {stderr}" if stderr else ""))
-    where = entry.get("location") or entry.get("route") or entry.get("entry") or entry.get("key") or ""
+    where = str(entry.get("location") or entry.get("route") or entry.get("entry") or entry.get("key") or "")
+    backend = entry.get("backend")
+    if isinstance(backend, str) and backend and not where.startswith(backend):
+        where = f"{backend}: {where}" if where else backend
     return _short(f"{task}: {'changed' if changed else 'no change'}" + (f" ({where})" if where else ""))
 
 
