@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ruleset.engine import Match, RuleEngine
-from ..ruleset.event import Event, Predecoded
+from ..ruleset.engine import Match, RuleEngine, WalkResult
+from ..ruleset.event import Event
 from ..ruleset.loader import Ruleset
-from ..ruleset.predecoder import predecode, predecode_journald
+from ..ruleset.predecoder import predecode_event, predecode_journald
 from ..ruleset.rules import Rule
 from .alert import TimestampFormatter, alert_line, alert_object
+from .linememo import DEFAULT_CAPACITY, LineMemo
 
 # Wazuh truncates events at 64 KiB (OS_MAXSTR); longer lines are cut, never rejected.
 MAX_EVENT_CHARS = 65536
@@ -83,33 +84,82 @@ class AnalysisSession:
     manager_name: str = field(default_factory=manager_hostname)
     # Event time: wall clock by default; a replay passes a function of the event.
     clock: Callable[[Event], float] | None = None
+    # Decoding and stateless rule walks of repeated messages are reused (linememo.py); 0 turns it off.
+    memo_capacity: int = DEFAULT_CAPACITY
     engine: RuleEngine = field(init=False)
+    memo: LineMemo = field(init=False)
     _counter: int = 0
     _stamp: TimestampFormatter = field(default_factory=TimestampFormatter)
 
     def __post_init__(self) -> None:
         self.engine = RuleEngine(self.ruleset.rules)
+        self.memo = LineMemo(self.memo_capacity)
 
     def process(self, line: str, location: str = "stdin", agent: AgentInfo | None = None) -> ProcessResult:
         if len(line) > MAX_EVENT_CHARS:
             line = line[:MAX_EVENT_CHARS]
-        return self._run(predecode(line), line, location, agent)
+        event = predecode_event(line, location)
+        now, match = self._evaluate(event, agent)
+        return self._result(event, match, now)
+
+    def process_alert(
+        self, line: str, location: str = "stdin", agent: AgentInfo | None = None
+    ) -> ProcessResult | None:
+        """process() for callers that only want alerts: None when the line gives none.
+
+        Engine state, alert ids and firedtimes evolve exactly as with process(); only the result
+        objects of events that are not alerts are never built.
+        """
+        if len(line) > MAX_EVENT_CHARS:
+            line = line[:MAX_EVENT_CHARS]
+        event = predecode_event(line, location)
+        if agent is not None:
+            event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
+        now, walk = self._walk(event)
+        self._counter += 1
+        final = walk.final
+        if final is None or final.rule.level == 0:
+            return None  # settling would change nothing and give no alert
+        match = self.engine.settle(event, now, final, walk.parent_of_final, walk.previous)
+        rule = match.rule
+        if not match.alert or rule is None or rule.level < self.log_alert_level:
+            return None
+        return self._result(event, match, now)
 
     def process_journald(
         self, record: Mapping[str, Any], location: str = "journald", agent: AgentInfo | None = None
     ) -> ProcessResult:
         full_log, pre = predecode_journald(record)
-        return self._run(pre, full_log[:MAX_EVENT_CHARS], location, agent)
+        event = Event.from_predecoded(pre, full_log[:MAX_EVENT_CHARS], location)
+        now, match = self._evaluate(event, agent)
+        return self._result(event, match, now)
 
-    def _run(self, pre: Predecoded, full_log: str, location: str, agent: AgentInfo | None) -> ProcessResult:
-        event = Event.from_predecoded(pre, full_log, location)
+    def _evaluate(self, event: Event, agent: AgentInfo | None) -> tuple[float, Match]:
         if agent is not None:
             event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        lowered = event.log.lower()
-        self.ruleset.decoders.decode(event, lowered)
-        now = self.clock(event) if self.clock is not None else time.time()
-        match = self.engine.evaluate(event, now, lowered)
+        now, walk = self._walk(event)
         self._counter += 1
+        return now, self.engine.settle(event, now, walk.final, walk.parent_of_final, walk.previous)
+
+    def _walk(self, event: Event) -> tuple[float, WalkResult]:
+        """Decode ``event`` and walk the rules, reusing a remembered outcome when there is one."""
+        known = self.memo.get(event.program_name, event.log)
+        if known is None:
+            lowered = event.log.lower()
+            self.ruleset.decoders.decode(event, lowered)
+            now = self.clock(event) if self.clock is not None else time.time()
+            walk = self.engine.walk(event, lowered, now)
+            self.memo.put(event, walk)
+            return now, walk
+        known.apply(event)
+        now = self.clock(event) if self.clock is not None else time.time()
+        kept = known.walk
+        if kept is None:
+            return now, self.engine.walk(event, event.log.lower(), now)
+        # A fresh list: Match.previous must never be shared between events.
+        return now, WalkResult(kept.final, kept.parent_of_final, [], False)
+
+    def _result(self, event: Event, match: Match, now: float) -> ProcessResult:
         return ProcessResult(
             event,
             match,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..analysis.eventtime import ReplayClock
+from ..analysis.session import ProcessResult
 from ..ruleset.event import Event
 from .common import add_ruleset_options, load_for_cli, new_session
 
@@ -74,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
             if path != "-" and not _readable(path):
                 unreadable += 1
                 continue
+            journald = args.format == "journald"
+            process_alert = session.process_alert
             for number, text in enumerate(_read(path, progress), 1):
                 line = text.rstrip("\r\n")
                 if not line:
                     continue
                 lines += 1
-                if args.format == "journald":
+                result: ProcessResult | None
+                if journald:
                     try:
                         record = json.loads(line)
                         if not isinstance(record, dict):
@@ -88,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
                     except (ValueError, TypeError) as exc:
                         print(f"warning: {path}:{number}: not a journal record: {exc}", file=sys.stderr)
                         continue
+                    if not result.alert:
+                        continue
                 else:
-                    result = session.process(line, location)
-                if not result.alert:
-                    continue
+                    result = process_alert(line, location)
+                    if result is None:
+                        continue
                 alerts += 1
                 rule = result.match.rule
                 assert rule is not None

@@ -3,17 +3,28 @@
 State (fired counters, ignore windows, correlation memory) belongs to one engine instance, so logtest
 sessions, replays and the daemon never share it by accident. Correlation memory (correlation.py) is
 bounded.
+
+Evaluation has two phases. The *walk* descends the rule tree and finds the final rule; when it only
+tested conditions that depend on the decoded message (no correlation, no clock, no host, location or
+agent), its outcome is a pure function of (program name, message) and a caller may reuse it for an
+identical message (see analysis/linememo.py). *Settling* applies the ignore window, counts firedtimes
+and feeds correlation memory; it always runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .conditions import DecodedAs, EvalContext
+from .conditions import Condition, DecodedAs, EvalContext, FieldPattern, ListCondition, TimeOfDay, WeekDay
 from .correlation import Correlator
 from .event import Event
 from .rules import Rule, RuleSet
 from .siblings import SiblingIndex
+
+# Values a condition can read that are not derived from (program name, message): the header's host
+# (or the agent's name), the location and the whole line including its header.
+CONTEXT_VALUES = frozenset({"hostname", "location", "full_log"})
+EVENT_CATEGORY = "syslog"
 
 
 @dataclass(slots=True)
@@ -26,106 +37,185 @@ class Match:
     alert: bool = False  # a rule of level > 0 matched (before log_alert_level filtering)
 
 
+class Node:
+    """A rule as the walk sees it: its checks and its children, precomputed once per engine."""
+
+    __slots__ = (
+        "children",
+        "conditions",
+        "correlator",
+        "feeds",
+        "index",
+        "is_correlation",
+        "noalert",
+        "quick",
+        "rule",
+        "volatile",
+    )
+
+    def __init__(self, rule: Rule, conditions: tuple[Condition, ...], volatile: bool) -> None:
+        self.rule = rule
+        self.conditions = conditions
+        self.quick = rule.quick
+        self.noalert = rule.noalert
+        self.is_correlation = rule.is_correlation
+        # True when checking this rule reads something outside (program name, message).
+        self.volatile = volatile
+        self.correlator: Correlator | None = None
+        self.children: tuple[Node, ...] = ()
+        self.index: SiblingIndex[Node] | None = None
+        self.feeds: tuple[Correlator, ...] = ()  # correlators this rule feeds as a final rule
+
+
+class WalkResult:
+    """The final node of one walk (None: nothing matched) and what settling needs from the walk."""
+
+    __slots__ = ("final", "parent_of_final", "previous", "volatile")
+
+    def __init__(
+        self, final: Node | None, parent_of_final: Node | None, previous: list[Event], volatile: bool
+    ) -> None:
+        self.final = final
+        self.parent_of_final = parent_of_final
+        self.previous = previous
+        self.volatile = volatile
+
+
+def _reads_context(cond: Condition) -> bool:
+    if isinstance(cond, TimeOfDay | WeekDay):
+        return True
+    if isinstance(cond, FieldPattern | ListCondition):
+        return cond.field in CONTEXT_VALUES
+    return False
+
+
 @dataclass
 class RuleEngine:
     ruleset: RuleSet
     firedtimes: dict[int, int] = field(default_factory=dict)
     ignored_since: dict[int, float] = field(default_factory=dict)
     correlators: dict[int, Correlator] = field(default_factory=dict)
-    # Which correlators an event feeds, by the sid / group of its final rule.
-    _feeds_sid: dict[int, list[Correlator]] = field(default_factory=dict)
-    _feeds_group: dict[str, list[Correlator]] = field(default_factory=dict)
+    _nodes: dict[int, Node] = field(default_factory=dict)
     # Roots worth trying for an event, by decoder name: a root whose <decoded_as> names another decoder
     # can never match, so it is left out once instead of being checked for every event.
-    _roots_by_decoder: dict[str, tuple[tuple[Rule, ...], SiblingIndex | None]] = field(default_factory=dict)
-    # Children lists long enough to be searched with one automaton pass, by parent sid.
-    _child_index: dict[int, SiblingIndex | None] = field(default_factory=dict)
+    _roots_by_decoder: dict[str, tuple[tuple[Node, ...], SiblingIndex[Node] | None]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
-        for rule in self.ruleset.rules.values():
-            if not rule.is_correlation:
-                continue
-            corr = Correlator(rule)
-            self.correlators[rule.sid] = corr
+        rules = self.ruleset.rules
+        for rule in rules.values():
+            if rule.is_correlation:
+                self.correlators[rule.sid] = Correlator(rule)
+        for rule in rules.values():
+            self._node(rule)
+        feeds_sid: dict[int, list[Correlator]] = {}
+        feeds_group: dict[str, list[Correlator]] = {}
+        for sid, corr in self.correlators.items():
+            rule = rules[sid]
             if rule.if_matched_sid is not None:
-                self._feeds_sid.setdefault(rule.if_matched_sid, []).append(corr)
+                feeds_sid.setdefault(rule.if_matched_sid, []).append(corr)
             else:
-                self._feeds_group.setdefault(rule.if_matched_group or "", []).append(corr)
+                feeds_group.setdefault(rule.if_matched_group or "", []).append(corr)
+        for node in self._nodes.values():
+            rule = node.rule
+            # Only an event's final rule feeds correlation (as in Wazuh): by its sid, then its groups.
+            fed = list(feeds_sid.get(rule.sid, ()))
+            for group in rule.groups:
+                fed.extend(feeds_group.get(group, ()))
+            node.feeds = tuple(fed)
+
+    def _node(self, rule: Rule) -> Node:
+        node = self._nodes.get(rule.sid)
+        if node is not None and node.rule is rule:
+            return node
+        volatile = rule.is_correlation or any(_reads_context(c) for c in rule.conditions)
+        node = Node(rule, tuple(rule.conditions), volatile)
+        node.correlator = self.correlators.get(rule.sid)
+        self._nodes[rule.sid] = node
+        node.children = tuple(self._node(child) for child in rule.children)
+        if SiblingIndex.worth_it(node.children):
+            node.index = SiblingIndex(node.children)
+        return node
 
     # ------------------------------------------------------------ evaluation
 
     def evaluate(self, event: Event, now: float, lowered: str | None = None) -> Match:
-        ctx = EvalContext(event, event.log.lower() if lowered is None else lowered, now)
-        walk = _Walk(self, ctx)
-        category = "syslog"
-        final: Rule | None = None
-        lowered_log = ctx.lowered
+        walk = self.walk(event, event.log.lower() if lowered is None else lowered, now)
+        return self.settle(event, now, walk.final, walk.parent_of_final, walk.previous)
+
+    def walk(self, event: Event, lowered: str, now: float) -> WalkResult:
+        """Find the final rule for ``event``; no engine state changes (correlation searches aside)."""
+        walk = _Walk(event, lowered, now)
         entry = self._roots_by_decoder.get(event.decoder_id)
         if entry is None:
             entry = self._roots_for(event.decoder_id)
         roots, index = entry
-        for root in roots if index is None else index.candidates(lowered_log):
-            if root.category is not None and root.category != category:
-                continue
-            quick = root.quick
-            if index is None and quick is not None and not _any_in(quick, lowered_log):
-                continue
-            final = walk.check(root)
-            if final is not None:
-                break
+        final: Node | None = None
+        if index is not None:
+            for root in index.candidates(lowered):
+                final = walk.check(root)
+                if final is not None:
+                    break
+        else:
+            for root in roots:
+                quick = root.quick
+                if quick is not None and not _any_in(quick, lowered):
+                    continue
+                final = walk.check(root)
+                if final is not None:
+                    break
+        return WalkResult(final, walk.parent_of_final, walk.previous, walk.volatile)
+
+    def settle(
+        self,
+        event: Event,
+        now: float,
+        final: Node | None,
+        parent_of_final: Node | None,
+        previous: list[Event],
+    ) -> Match:
+        """The Match for a walk's outcome; counts firedtimes and feeds correlation memory."""
         if final is None:
             return Match(None)
-        if final.level == 0:
-            return Match(final)
-        if final.ignore:
-            since = self.ignored_since.get(final.sid)
+        rule = final.rule
+        if rule.level == 0:
+            return Match(rule)
+        if rule.ignore:
+            since = self.ignored_since.get(rule.sid)
             if since is None:
-                self.ignored_since[final.sid] = now
-            elif now - since < final.ignore:
+                self.ignored_since[rule.sid] = now
+            elif now - since < rule.ignore:
                 # Inside the ignore window Wazuh reports the parent rule instead.
-                if walk.parent_of_final is None:
+                if parent_of_final is None:
                     return Match(None)
-                final = walk.parent_of_final
-                walk.previous = []
+                final = parent_of_final
+                rule = final.rule
+                previous = []
             else:
-                self.ignored_since[final.sid] = now
-        count = self.firedtimes.get(final.sid, 0) + 1
-        self.firedtimes[final.sid] = count
-        self._remember(final, event, now)
-        return Match(final, count, walk.previous, alert=True)
+                self.ignored_since[rule.sid] = now
+        count = self.firedtimes.get(rule.sid, 0) + 1
+        self.firedtimes[rule.sid] = count
+        for corr in final.feeds:
+            corr.add(event, now)
+        return Match(rule, count, previous, alert=True)
 
-    def _roots_for(self, decoder_id: str) -> tuple[tuple[Rule, ...], SiblingIndex | None]:
+    def _roots_for(self, decoder_id: str) -> tuple[tuple[Node, ...], SiblingIndex[Node] | None]:
         roots = tuple(
-            r
+            self._node(r)
             for r in self.ruleset.roots
-            if all(c.name == decoder_id for c in r.conditions if isinstance(c, DecodedAs))
+            # Every event is of category syslog here; a root of another category never applies.
+            if (r.category is None or r.category == EVENT_CATEGORY)
+            and all(c.name == decoder_id for c in r.conditions if isinstance(c, DecodedAs))
         )
         entry = (roots, SiblingIndex(roots) if SiblingIndex.worth_it(roots) else None)
         if len(self._roots_by_decoder) < 10_000:  # decoder names come from the ruleset: a small set
             self._roots_by_decoder[decoder_id] = entry
         return entry
 
-    def child_index(self, rule: Rule) -> SiblingIndex | None:
-        try:
-            return self._child_index[rule.sid]
-        except KeyError:
-            index = SiblingIndex(rule.children) if SiblingIndex.worth_it(rule.children) else None
-            self._child_index[rule.sid] = index
-            return index
-
-    def _remember(self, rule: Rule, event: Event, now: float) -> None:
-        """Only an event's final rule feeds correlation, as in Wazuh."""
-        for corr in self._feeds_sid.get(rule.sid, ()):
-            corr.add(event, now)
-        if self._feeds_group:
-            for group in rule.groups:
-                for corr in self._feeds_group.get(group, ()):
-                    corr.add(event, now)
-
-    def correlate(self, rule: Rule, ctx: EvalContext) -> list[Event] | None:
-        """Earlier events that complete ``rule``'s frequency with the current one, or None."""
-        corr = self.correlators.get(rule.sid)
-        return corr.search(ctx.event, ctx.now) if corr is not None else None
+    def node_of(self, rule: Rule) -> Node:
+        """The walk's node for ``rule`` (a rule of this engine's ruleset)."""
+        return self._node(rule)
 
 
 def _any_in(needles: tuple[str, ...], text: str) -> bool:
@@ -135,53 +225,56 @@ def _any_in(needles: tuple[str, ...], text: str) -> bool:
     return False
 
 
-class _Walk:
-    """One descent through the tree for one event."""
+class _Walk(EvalContext):
+    """One descent through the tree for one event; conditions read it as their EvalContext."""
 
-    __slots__ = ("ctx", "engine", "parent_of_final", "previous")
+    __slots__ = ("parent_of_final", "previous", "volatile")
 
-    def __init__(self, engine: RuleEngine, ctx: EvalContext) -> None:
-        self.engine = engine
-        self.ctx = ctx
-        self.parent_of_final: Rule | None = None
+    def __init__(self, event: Event, lowered: str, now: float) -> None:
+        self.event = event
+        self.lowered = lowered
+        self.now = now
+        self.parent_of_final: Node | None = None
         self.previous: list[Event] = []
+        self.volatile = False
 
-    def check(self, rule: Rule) -> Rule | None:
-        """``rule`` and its subtree; the caller has already applied ``rule.quick``."""
-        ctx = self.ctx
-        for cond in rule.conditions:
-            if not cond.test(ctx):
+    def check(self, node: Node) -> Node | None:
+        """``node`` and its subtree; the caller has already applied ``node.quick``."""
+        if node.volatile:
+            self.volatile = True
+        for cond in node.conditions:
+            if not cond.test(self):
                 return None
-        if rule.if_matched_sid is not None or rule.if_matched_group is not None:
-            previous = self.engine.correlate(rule, ctx)
+        if node.is_correlation:
+            corr = node.correlator
+            previous = corr.search(self.event, self.now) if corr is not None else None
             if previous is None:
                 return None
             self.previous = previous
-        lowered = ctx.lowered
-        if rule.children:
-            index = self.engine.child_index(rule)
-            if index is not None:
-                for child in index.candidates(lowered):
-                    hit = self.check(child)
-                    if hit is not None:
-                        if self.parent_of_final is None:
-                            self.parent_of_final = rule
-                        return hit
-                return None if rule.noalert else rule
-        for child in rule.children:
-            quick = child.quick
-            if quick is not None:
-                # Inlined literal pre-check: most siblings are rejected here without a call.
-                for needle in quick:
-                    if needle in lowered:
-                        break
-                else:
-                    continue
-            hit = self.check(child)
-            if hit is not None:
-                if self.parent_of_final is None:
-                    self.parent_of_final = rule
-                return hit
-        if rule.noalert:
+        if node.index is not None:
+            for child in node.index.candidates(self.lowered):
+                hit = self.check(child)
+                if hit is not None:
+                    if self.parent_of_final is None:
+                        self.parent_of_final = node
+                    return hit
+            return None if node.noalert else node
+        if node.children:
+            lowered = self.lowered
+            for child in node.children:
+                quick = child.quick
+                if quick is not None:
+                    # Inlined literal pre-check: most siblings are rejected here without a call.
+                    for needle in quick:
+                        if needle in lowered:
+                            break
+                    else:
+                        continue
+                hit = self.check(child)
+                if hit is not None:
+                    if self.parent_of_final is None:
+                        self.parent_of_final = node
+                    return hit
+        if node.noalert:
             return None
-        return rule
+        return node

@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from threatlockdown.ruleset.event import Predecoded
+from threatlockdown.ruleset.event import Event, Predecoded
 
 # Characters Wazuh accepts in a hostname or program name (its hostname_map).
 _NAME_RUN: Final = re.compile(r"[A-Za-z0-9()./@_-]*")
@@ -89,6 +89,19 @@ def predecode(line: str) -> Predecoded:
         if parsed is not None:
             return parsed
     return _general(line)
+
+
+def predecode_event(line: str, location: str) -> Event:
+    """``Event.from_predecoded(predecode(line), line, location)`` without the intermediate object."""
+    fast = _BSD_FAST.match(line)
+    if fast is None:
+        return Event.from_predecoded(predecode(line), line, location)
+    at = fast.end()
+    if line.startswith("[ID ", at):
+        at = _skip_solaris_id(line, at)
+    timestamp, host, program, _pid = fast.groups()
+    # Positional: full_log, location, log, program_name, timestamp, hostname, hostname_in_alert.
+    return Event(line, location, line[at:], program, timestamp, host, True)
 
 
 def _from_fast(line: str, fast: re.Match[str]) -> Predecoded:

@@ -1,0 +1,76 @@
+"""Exact reuse of what a message decodes to, and of its rule walk, when the same message comes again.
+
+Decoding reads only the program name and the message after the header, so for a given ruleset its
+result (decoder names and fields) is a function of that pair. The rule walk is too, as long as it
+checked no condition that reads anything else: correlation memory, the clock, the host or agent name,
+the location or the whole line (RuleEngine.walk reports this as ``volatile``). Logs repeat themselves
+(cron, systemd, PAM session lines), and a repeated message then costs a dictionary lookup instead of
+its decoding and walk. Ignore windows, firedtimes and correlation memory are still applied to every
+event by RuleEngine.settle, so state evolves exactly as without the memo.
+
+The memo is bounded: messages longer than MAX_MESSAGE_CHARS are not kept, and when it holds
+``capacity`` entries it starts again empty (cheaper than least-recently-used bookkeeping per event, and
+the messages that repeat are back after a few lines).
+"""
+
+from __future__ import annotations
+
+from ..ruleset.engine import WalkResult
+from ..ruleset.event import Event
+
+DEFAULT_CAPACITY = 8192
+MAX_MESSAGE_CHARS = 1024
+
+
+class Outcome:
+    """What one (program name, message) decoded to, and its walk when that can be reused."""
+
+    __slots__ = ("decoder_id", "decoder_name", "decoder_parent", "fields", "walk")
+
+    def __init__(self, event: Event, walk: WalkResult | None) -> None:
+        self.decoder_name = event.decoder_name
+        self.decoder_parent = event.decoder_parent
+        self.decoder_id = event.decoder_id
+        # A private copy: the event's own dict goes on to alerts and correlation memory.
+        self.fields = dict(event.fields) if event.fields else None
+        self.walk = walk  # None: the walk read more than the message and must run again
+
+    def apply(self, event: Event) -> None:
+        """Give ``event`` (fresh from the pre-decoder) the decoding remembered here."""
+        event.decoder_name = self.decoder_name
+        event.decoder_parent = self.decoder_parent
+        event.decoder_id = self.decoder_id
+        if self.fields is not None:
+            event.fields = self.fields.copy()
+
+
+class LineMemo:
+    """Outcomes by (program name, message), for one ruleset (one analysis session)."""
+
+    __slots__ = ("_entries", "capacity", "hits", "misses")
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[str, str], Outcome] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, program_name: str, log: str) -> Outcome | None:
+        found = self._entries.get((program_name, log))
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, event: Event, walk: WalkResult) -> None:
+        """Remember ``event``'s decoding, and ``walk`` unless it read more than the message."""
+        if self.capacity <= 0 or len(event.log) > MAX_MESSAGE_CHARS:
+            return
+        entries = self._entries
+        if len(entries) >= self.capacity:
+            entries.clear()
+        entries[event.program_name, event.log] = Outcome(event, None if walk.volatile else walk)
+
+    def __len__(self) -> int:
+        return len(self._entries)
