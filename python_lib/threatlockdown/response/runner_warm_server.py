@@ -134,12 +134,59 @@ def env_mismatch(base: dict[str, str], run: dict[str, str]) -> list[str]:
     return sorted(n for n in names if base.get(n) != run.get(n))
 
 
+# Builtin plugins a response run loads; loading them here also parses their documentation for their
+# settings (YAML, the largest part of a warm run's start-up), which Ansible then keeps in its config.
+PREWARM_PLUGINS = {
+    "connection_loader": ("ssh", "local", "paramiko_ssh"),
+    "shell_loader": ("sh", "powershell"),
+    "become_loader": ("sudo", "su", "runas"),
+    "strategy_loader": ("linear", "free"),
+    "action_loader": ("normal", "command", "assert", "debug", "set_fact", "copy", "template"),
+    "cache_loader": ("memory", "jsonfile"),
+    # Not awx_display: it reads its per-run environment when it is imported.
+    "callback_loader": ("default", "minimal", "oneline", "tree", "junit"),
+}
+ALREADY_CONFIGURED = "AnsibleCollectionFinder has already been configured"
+
+
+def _prewarm_plugins() -> None:
+    """Configure the collection loader as each run's CLI would (no --collections-path) and load the
+    plugins runs use. A child's own init_plugin_loader() then finds it configured and keeps it."""
+    import warnings
+
+    from ansible import constants
+    from ansible.plugins import loader
+    from ansible.vars.plugins import _prime_vars_loader
+
+    loader.init_plugin_loader([])
+    warnings.filterwarnings("ignore", message=ALREADY_CONFIGURED)
+    __import__("ansible_collections.ansible.builtin")  # its routing table: a large runtime.yml
+    for loader_name, names in PREWARM_PLUGINS.items():
+        plugin_loader = getattr(loader, loader_name)
+        for name in names:
+            plugin_loader.get(name, class_only=True)
+    for name in constants.INVENTORY_ENABLED:
+        loader.inventory_loader.get(name, class_only=True)
+    _prime_vars_loader()
+    # Runs list every connection, shell and become plugin (to know their variables), so load them all.
+    for every in (
+        loader.connection_loader,
+        loader.shell_loader,
+        loader.become_loader,
+        loader.filter_loader,
+        loader.test_loader,
+    ):
+        list(every.all(class_only=True))
+
+
 def preload() -> str | None:
-    """Import Ansible; returns the local temporary directory the import created (shared by all runs)."""
+    """Import Ansible and its builtin plugins; returns the local temporary directory the import created
+    (shared by all runs, with the AnsiballZ module cache)."""
     import importlib
 
     for name in PRELOAD_MODULES:
         importlib.import_module(name)
+    _prewarm_plugins()
     from ansible import constants
     from ansible.utils.path import cleanup_tmp_file
 
