@@ -121,7 +121,11 @@ def test_reference_case_block_then_release(host: Any, lab: Lab) -> None:
     _ssh_as_unknown_user(lab, "attacker", user)
     auth_log = lab.host_path("web1", "/var/log/auth.log")
     _wait("sshd line on web1", lambda: f"Invalid user {user} from {attacker}" in auth_log.read_text(), 10)
-    _wait("rule 5710 alert on the manager", lambda: _alert_for(lab, "5710", f"Invalid user {user} ") is not None, 30)
+    _wait(
+        "rule 5710 alert on the manager",
+        lambda: _alert_for(lab, "5710", f"Invalid user {user} ") is not None,
+        30,
+    )
     alert = _alert_for(lab, "5710", f"Invalid user {user} ")
     assert alert is not None
     assert alert["agent"]["name"] == "web1"
@@ -134,7 +138,11 @@ def test_reference_case_block_then_release(host: Any, lab: Lab) -> None:
     assert _tcp_connects(lab, "attacker", "web2")
 
     active = json.loads(host.check_output(f"{TLD} ar list --json --home {HOME}"))
-    assert attacker in json.dumps(active) and "web1" in json.dumps(active) and "firewall-drop" in json.dumps(active)
+    assert (
+        attacker in json.dumps(active)
+        and "web1" in json.dumps(active)
+        and "firewall-drop" in json.dumps(active)
+    )
     ar_log = host.file(f"{HOME}/logs/active-responses.log").content_string
     assert any(attacker in line and "firewall-drop" in line for line in ar_log.splitlines())
 
@@ -146,7 +154,9 @@ def test_reference_case_block_then_release(host: Any, lab: Lab) -> None:
     assert _tcp_connects(lab, "client", "web1")
 
     # After the timeout the manager deletes the block (the set's own expiry is far later).
-    waited = _wait("block on web1 removed after the timeout", lambda: not _blocked(lab, "web1", attacker), TIMEOUT + 30)
+    waited = _wait(
+        "block on web1 removed after the timeout", lambda: not _blocked(lab, "web1", attacker), TIMEOUT + 30
+    )
     assert _tcp_connects(lab, "attacker", "web1")
     history = host.check_output(f"{TLD} ar history --json --home {HOME}")
     assert attacker in history
@@ -161,7 +171,9 @@ def test_location_all_blocks_on_every_agent_host(lab: Lab) -> None:
 
 
 def test_location_defined_agent_blocks_on_web2_only(lab: Lab) -> None:
-    _syslog(lab, "web1", f"Bad protocol version identification 'GET / HTTP/1.1' from {DEFINED_SOURCE} port 4242")
+    _syslog(
+        lab, "web1", f"Bad protocol version identification 'GET / HTTP/1.1' from {DEFINED_SOURCE} port 4242"
+    )
     _wait("rule 5701 alert", lambda: _alert_for(lab, "5701", DEFINED_SOURCE) is not None, 30)
     _wait("block on web2 (the defined agent)", lambda: _blocked(lab, "web2", DEFINED_SOURCE), 30)
     assert not _blocked(lab, "web1", DEFINED_SOURCE), "defined-agent must not block where the event came from"

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "threatlockdown.cli.agent_cmd",
     "threatlockdown.cli.ar_cmd",
     "threatlockdown.cli.runner_cmd",
+    "threatlockdown.cli.demo_cmd",
 )
 
 
