@@ -33,7 +33,7 @@ DEFINED_SOURCE = "198.18.0.7"
 @pytest.fixture(scope="module")
 def lab() -> Lab:
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    return Lab.attach("tldar", ephemeral / "lab")
+    return Lab.attach("tldmr", ephemeral / "lab")
 
 
 def _wait(what: str, check: Callable[[], bool], seconds: float) -> float:
