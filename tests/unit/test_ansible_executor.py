@@ -46,7 +46,8 @@ RECORD_PLAYBOOK = """\
           command: "{{ tld_command }}"
           options: "{{ tld_options }}"
           extra_args: "{{ tld_extra_args }}"
-          mine: "{{ tld_items | selectattr('host', 'equalto', inventory_hostname) | list }}"
+          mine: "{{ tld_items[inventory_hostname] }}"
+          alerts: "{{ tld_items[inventory_hostname] | map(attribute='alert_json') | map('from_json') }}"
       changed_when: tld_action == 'add'
 """
 SLOW_PLAYBOOK = f"""\
@@ -153,8 +154,11 @@ def test_every_string_of_the_batch_is_sent_unsafe(workdir: Path) -> None:
     assert readable["tld_action"] == "add"
     assert readable["tld_options"] == {"backend": "ipset"}
     assert readable["tld_extra_args"] == ["backend=ipset", "-v"]
-    assert readable["tld_items"][0]["alert"]["full_log"].startswith("{{ lookup('pipe'")
-    assert readable["tld_items"][0]["timeout"] == 60
+    assert sorted(readable["tld_items"]) == ["h1", "h2"]
+    first = readable["tld_items"]["h1"][0]
+    assert json.loads(first["alert_json"])["full_log"].startswith("{{ lookup('pipe'")
+    assert first["timeout"] == 60 and first["srcip"] == "203.0.113.9"
+    assert [i["key"] for i in readable["tld_items"]["h1"]] == [batch.items[0].key, batch.items[1].key]
 
 
 def test_options_and_host_names() -> None:
@@ -245,9 +249,10 @@ def test_run_records_the_batch_on_its_hosts_only(workdir: Path, warm: bool) -> N
     assert h1["options"] == {"backend": "ipset"}
     assert [i["srcip"] for i in h1["mine"]] == ["203.0.113.9", "2001:db8::9"]
     payload = PAYLOAD.replace("PWNED", str(workdir / "pwned"))
-    assert h1["mine"][0]["alert"]["full_log"] == payload
-    assert h1["mine"][0]["alert"]["data"]["dstuser"] == payload
-    assert payload in h1["mine"][0]["alert"]
+    assert h1["alerts"][0]["full_log"] == payload
+    assert h1["alerts"][0]["data"]["dstuser"] == payload
+    assert payload in h1["alerts"][0]
+    assert h1["alerts"][1] == {}
     assert not (workdir / "pwned").exists()
     # The run directory is kept for forensics, with the unsafe extra vars and the job events.
     extravars = (run_dir / "env" / "extravars").read_text()

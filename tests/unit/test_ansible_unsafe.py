@@ -147,3 +147,26 @@ def test_any_alert_loads_with_every_string_untrusted(tmp_path: Path, value: Any)
     assert not any(is_trusted(s) for s in strings)
     # Nothing was lost or re-interpreted: the loaded data is the wrapped data without its markers.
     assert json.dumps(loaded["alert"], sort_keys=True) == json.dumps(plain(unsafe(value)), sort_keys=True)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_alert_json_decoded_by_a_playbook_stays_literal(tmp_path: Path, template: str) -> None:
+    from threatlockdown.response.ansible_executor import alert_json
+
+    marker = tmp_path / PWNED_NAME
+    payload = template.replace("PATH", str(marker))
+    alert = {
+        "full_log": payload,
+        "__ansible_vault": "not a vault",
+        "data": {"list": [payload], "bad": "\udcff"},
+    }
+    variables = load_as_extra_vars(tmp_path, {"alert": unsafe(alert_json(alert))})
+    templar = Templar(loader=DataLoader(), variables=variables)
+    for expression in ("(alert | from_json).full_log", "(alert | from_json).data.list[0]"):
+        rendered = templar.template(trust_as_template("{{ " + expression + " }}"))
+        assert rendered == payload
+        assert not is_trusted(rendered)
+    decoded = templar.template(trust_as_template("{{ alert | from_json }}"))
+    assert decoded["tld_escaped__ansible_vault"] == "not a vault"
+    assert decoded["data"]["bad"] == "\\udcff"
+    assert not marker.exists()
