@@ -187,13 +187,34 @@ def test_memo_keeps_walks_that_read_only_the_message(tmp_path: Path) -> None:
     assert fail is not None and fail.walk is None
 
 
-def test_memo_is_bounded(tmp_path: Path) -> None:
+def test_memo_is_bounded_and_keeps_messages_that_come_back(tmp_path: Path) -> None:
     session = AnalysisSession(load(tmp_path), manager_name="mgr", memo_capacity=4)
     for i in range(10):
         session.process(f"Jan  6 10:00:00 h prog: t: message {i}", "x")
-        assert len(session.memo) <= 4
+        assert len(session.memo) <= 2 * 4
+        # One message seen on every round stays remembered however many others pass through.
+        session.process("Jan  6 10:00:00 h prog: t: again", "x")
+        if i:
+            assert session.memo.get("prog", "t: again") is not None
+    assert session.memo.get("prog", "t: message 0") is None  # long gone
     session.process("Jan  6 10:00:00 h prog: t: " + "x" * MAX_MESSAGE_CHARS, "x")
     assert session.memo.get("prog", "t: " + "x" * MAX_MESSAGE_CHARS) is None
+
+
+def test_quiet_repeats_skip_the_event_but_not_the_clock_or_the_alert_ids(tmp_path: Path) -> None:
+    ruleset = load(tmp_path)
+    lines = [
+        "Jan  6 10:00:00 h prog: t: nothing here",
+        "Jan  6 10:00:05 h prog: t: nothing here",  # a quiet repeat: no Event is built
+        "t: fail srcip=10.1.2.3",  # no header: gets the time of the line before
+        "Jan  6 10:00:09 h prog: t: fail srcip=10.1.2.3",
+    ]
+    full = AnalysisSession(ruleset, manager_name="mgr", clock=ReplayClock(year=2025))
+    expected = [(r.alert_id, r.epoch) for r in (full.process(line) for line in lines) if r.alert]
+    fast = AnalysisSession(ruleset, manager_name="mgr", clock=ReplayClock(year=2025))
+    got = [(r.alert_id, r.epoch) for r in (fast.process_alert(line) for line in lines) if r is not None]
+    assert got == expected and len(got) == 2 and fast.memo.hits == 1
+    assert got[0][1] == ReplayClock(year=2025).time_of("Jan  6 10:00:05")
 
 
 _HEADERS = st.sampled_from(

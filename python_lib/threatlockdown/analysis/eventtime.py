@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..ruleset.event import Event
+
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -32,6 +34,13 @@ class ReplayClock:
     # a stamp of the same minute differs only in its two-digit seconds (most lines of a busy log).
     _minute_key: str = "\0" * 16  # longer than any stamp it is compared with: matches none
     _minute_val: float = 0.0
+
+    def __call__(self, event: Event) -> float:
+        """The time of ``event`` (a session clock): time_of its header timestamp."""
+        stamp = event.timestamp
+        if stamp == self._cache_key and stamp:
+            return self._cache_val  # the same second as the line before: no call
+        return self.time_of(stamp)
 
     def time_of(self, stamp: str) -> float:
         if not stamp:

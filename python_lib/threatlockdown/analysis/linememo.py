@@ -8,9 +8,11 @@ the location or the whole line (RuleEngine.walk reports this as ``volatile``). L
 its decoding and walk. Ignore windows, firedtimes and correlation memory are still applied to every
 event by RuleEngine.settle, so state evolves exactly as without the memo.
 
-The memo is bounded: messages longer than MAX_MESSAGE_CHARS are not kept, and when it holds
-``capacity`` entries it starts again empty (cheaper than least-recently-used bookkeeping per event, and
-the messages that repeat are back after a few lines).
+The memo is bounded: messages longer than MAX_MESSAGE_CHARS are not kept, and it holds at most two
+generations of ``capacity`` entries each. New entries go into the young generation; when that is full
+it becomes the old one (the previous old one is dropped) and a hit in the old generation moves the
+entry back into the young one. Messages that keep coming back so survive, at the cost of one more
+dictionary lookup on a miss instead of least-recently-used bookkeeping on every event.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ MAX_MESSAGE_CHARS = 1024
 class Outcome:
     """What one (program name, message) decoded to, and its walk when that can be reused."""
 
-    __slots__ = ("decoder_id", "decoder_name", "decoder_parent", "fields", "walk")
+    __slots__ = ("decoder_id", "decoder_name", "decoder_parent", "fields", "quiet", "walk")
 
     def __init__(self, event: Event, walk: WalkResult | None) -> None:
         self.decoder_name = event.decoder_name
@@ -34,6 +36,8 @@ class Outcome:
         # A private copy: the event's own dict goes on to alerts and correlation memory.
         self.fields = dict(event.fields) if event.fields else None
         self.walk = walk  # None: the walk read more than the message and must run again
+        # The walk ends in no rule or in a level-0 rule: such an event changes no engine state.
+        self.quiet = walk is not None and (walk.final is None or walk.final.rule.level == 0)
 
     def apply(self, event: Event) -> None:
         """Give ``event`` (fresh from the pre-decoder) the decoding remembered here."""
@@ -47,30 +51,40 @@ class Outcome:
 class LineMemo:
     """Outcomes by (program name, message), for one ruleset (one analysis session)."""
 
-    __slots__ = ("_entries", "capacity", "hits", "misses")
+    __slots__ = ("_old", "_young", "capacity", "hits", "misses")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._entries: dict[tuple[str, str], Outcome] = {}
+        self._young: dict[tuple[str, str], Outcome] = {}
+        self._old: dict[tuple[str, str], Outcome] = {}
         self.hits = 0
         self.misses = 0
 
     def get(self, program_name: str, log: str) -> Outcome | None:
-        found = self._entries.get((program_name, log))
+        key = (program_name, log)
+        found = self._young.get(key)
         if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+            found = self._old.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._keep(key, found)
+        self.hits += 1
         return found
 
     def put(self, event: Event, walk: WalkResult) -> None:
         """Remember ``event``'s decoding, and ``walk`` unless it read more than the message."""
         if self.capacity <= 0 or len(event.log) > MAX_MESSAGE_CHARS:
             return
-        entries = self._entries
-        if len(entries) >= self.capacity:
-            entries.clear()
-        entries[event.program_name, event.log] = Outcome(event, None if walk.volatile else walk)
+        self._keep((event.program_name, event.log), Outcome(event, None if walk.volatile else walk))
+
+    def _keep(self, key: tuple[str, str], outcome: Outcome) -> None:
+        young = self._young
+        if len(young) >= self.capacity:
+            self._old = young
+            young = self._young = {}
+        young[key] = outcome
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Entries held (a message in both generations counts twice)."""
+        return len(self._young) + len(self._old)

@@ -14,10 +14,11 @@ from typing import Any
 from ..ruleset.engine import Match, RuleEngine, WalkResult
 from ..ruleset.event import Event
 from ..ruleset.loader import Ruleset
-from ..ruleset.predecoder import predecode_event, predecode_journald
+from ..ruleset.predecoder import bsd_header, predecode_event, predecode_journald
 from ..ruleset.rules import Rule
 from .alert import TimestampFormatter, alert_line, alert_object
-from .linememo import DEFAULT_CAPACITY, LineMemo
+from .eventtime import ReplayClock
+from .linememo import DEFAULT_CAPACITY, LineMemo, Outcome
 
 # Wazuh truncates events at 64 KiB (OS_MAXSTR); longer lines are cut, never rejected.
 MAX_EVENT_CHARS = 65536
@@ -102,30 +103,6 @@ class AnalysisSession:
         now, match = self._evaluate(event, agent)
         return self._result(event, match, now)
 
-    def process_alert(
-        self, line: str, location: str = "stdin", agent: AgentInfo | None = None
-    ) -> ProcessResult | None:
-        """process() for callers that only want alerts: None when the line gives none.
-
-        Engine state, alert ids and firedtimes evolve exactly as with process(); only the result
-        objects of events that are not alerts are never built.
-        """
-        if len(line) > MAX_EVENT_CHARS:
-            line = line[:MAX_EVENT_CHARS]
-        event = predecode_event(line, location)
-        if agent is not None:
-            event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        now, walk = self._walk(event)
-        self._counter += 1
-        final = walk.final
-        if final is None or final.rule.level == 0:
-            return None  # settling would change nothing and give no alert
-        match = self.engine.settle(event, now, final, walk.parent_of_final, walk.previous)
-        rule = match.rule
-        if not match.alert or rule is None or rule.level < self.log_alert_level:
-            return None
-        return self._result(event, match, now)
-
     def process_journald(
         self, record: Mapping[str, Any], location: str = "journald", agent: AgentInfo | None = None
     ) -> ProcessResult:
@@ -134,16 +111,87 @@ class AnalysisSession:
         now, match = self._evaluate(event, agent)
         return self._result(event, match, now)
 
+    def process_alert(
+        self, line: str, location: str = "stdin", agent: AgentInfo | None = None
+    ) -> ProcessResult | None:
+        """process() for callers that only want alerts: None when the line gives none.
+
+        Engine state, alert ids and firedtimes evolve exactly as with process(); only the objects for
+        events that are not alerts are never built.
+        """
+        found = self._alert(line, location, agent)
+        if found is None:
+            return None
+        event, now, match = found
+        return self._result(event, match, now)
+
+    def alert_rule(self, line: str, location: str = "stdin", agent: AgentInfo | None = None) -> Rule | None:
+        """The rule of the alert ``line`` gives (None: no alert); state evolves as with process()."""
+        found = self._alert(line, location, agent)
+        return None if found is None else found[2].rule
+
+    def _alert(self, line: str, location: str, agent: AgentInfo | None) -> tuple[Event, float, Match] | None:
+        # _walk and the memo lookup written out: this is the per-line path of tld analyze.
+        if len(line) > MAX_EVENT_CHARS:
+            line = line[:MAX_EVENT_CHARS]
+        head = bsd_header(line)
+        memo = self.memo
+        clock = self.clock
+        if head is None:
+            event = predecode_event(line, location)
+            known = memo.get(event.program_name, event.log)
+        else:
+            timestamp, host, program, log = head
+            known = memo.get(program, log)
+            if known is not None and known.quiet and (clock is None or type(clock) is ReplayClock):
+                # A remembered walk that ends in no rule or a level-0 rule: settling would change
+                # nothing, so no Event is needed. Only the replay clock's memory (the time of lines
+                # without a timestamp) and the alert counter move, as they would.
+                if clock is not None:
+                    clock.time_of(timestamp)
+                self._counter += 1
+                return None
+            event = Event(line, location, log, program, timestamp, host, True)
+        if agent is not None:
+            event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
+        engine = self.engine
+        if known is None:
+            lowered = event.log.lower()
+            self.ruleset.decoders.decode(event, lowered)
+            now = clock(event) if clock is not None else time.time()
+            walk = engine.walk(event, lowered, now)
+            memo.put(event, walk)
+            previous = walk.previous
+        else:
+            known.apply(event)
+            now = clock(event) if clock is not None else time.time()
+            kept = known.walk
+            if kept is None:
+                walk = engine.walk(event, event.log.lower(), now)
+                previous = walk.previous
+            else:
+                # A remembered walk searched no correlation memory: its previous list is empty, and a
+                # fresh one keeps Match.previous from being shared between events.
+                walk, previous = kept, []
+        self._counter += 1
+        final = walk.final
+        if final is None or final.rule.level == 0:
+            return None  # settling would change nothing and give no alert
+        match = engine.settle(event, now, final, walk.parent_of_final, previous)
+        rule = match.rule
+        if not match.alert or rule is None or rule.level < self.log_alert_level:
+            return None
+        return event, now, match
+
     def _evaluate(self, event: Event, agent: AgentInfo | None) -> tuple[float, Match]:
         if agent is not None:
             event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        now, walk = self._walk(event)
+        now, walk = self._walk(event, self.memo.get(event.program_name, event.log))
         self._counter += 1
         return now, self.engine.settle(event, now, walk.final, walk.parent_of_final, walk.previous)
 
-    def _walk(self, event: Event) -> tuple[float, WalkResult]:
-        """Decode ``event`` and walk the rules, reusing a remembered outcome when there is one."""
-        known = self.memo.get(event.program_name, event.log)
+    def _walk(self, event: Event, known: Outcome | None) -> tuple[float, WalkResult]:
+        """Decode ``event`` and walk the rules, or reuse ``known``, the memo's outcome for its message."""
         if known is None:
             lowered = event.log.lower()
             self.ruleset.decoders.decode(event, lowered)

@@ -6,15 +6,14 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from ..analysis.eventtime import ReplayClock
-from ..analysis.session import ProcessResult
-from ..ruleset.event import Event
+from ..analysis.session import AnalysisSession, ProcessResult
+from ..ruleset.rules import Rule
 from .common import add_ruleset_options, load_for_cli, new_session
 
 PROGRESS_EVERY = 0.25  # seconds between progress-bar redraws
@@ -52,17 +51,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     session = new_session(*loaded)
     if not args.live_clock:
-        clock = ReplayClock()
-
-        def event_time(ev: Event) -> float:
-            return clock.time_of(ev.timestamp)
-
-        session.clock = event_time
+        session.clock = ReplayClock()
     total_bytes = sum(_size(f) for f in args.files)
     progress = _Progress(total_bytes) if sys.stderr.isatty() and not args.no_progress else None
-    per_rule: Counter[str] = Counter()
-    descriptions: dict[str, str] = {}
-    lines = alerts = unreadable = 0
+    per_rule: dict[Rule, int] = {}  # by rule object: no id string built per alert
+    lines = unreadable = 0
     started = time.perf_counter()
     with ExitStack() as stack:
         out: IO[bytes] | None = None
@@ -74,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
             location = args.location or ("stdin" if path == "-" else path)
             if path != "-" and not _readable(path):
                 unreadable += 1
+                continue
+            if args.format == "syslog" and out is None:
+                lines += _count_alerts(
+                    session, stack.enter_context(_raw_lines(path, progress)), location, per_rule
+                )
                 continue
             journald = args.format == "journald"
             process_alert = session.process_alert
@@ -98,26 +96,68 @@ def run(args: argparse.Namespace) -> int:
                     result = process_alert(line, location)
                     if result is None:
                         continue
-                alerts += 1
                 rule = result.match.rule
                 assert rule is not None
-                per_rule[rule.id] += 1
-                descriptions.setdefault(rule.id, rule.description)
+                per_rule[rule] = per_rule.get(rule, 0) + 1
                 if out is not None and result.logged:
                     out.write(result.output_line() + b"\n")
     elapsed = max(time.perf_counter() - started, 1e-9)
     if progress is not None:
         progress.finish()
     report = sys.stderr if args.alerts == "-" else sys.stdout
+    alerts = sum(per_rule.values())
     if args.alerts != "-":
-        for rid, count in per_rule.most_common(20):
-            print(f"{count:>9}  rule {rid:>6}  {descriptions[rid]}", file=report)
+        # Most alerts first; ties in the order the rules first alerted (as Counter.most_common).
+        for rule, count in sorted(per_rule.items(), key=lambda item: -item[1])[:20]:
+            print(f"{count:>9}  rule {rule.id:>6}  {rule.description}", file=report)
     print(
         f"analyzed {lines} lines, {alerts} alerts in {elapsed:.2f} s ({lines / elapsed:.0f} lines/s)",
         file=report,
     )
     # The other files were analysed, but a script must see that its input was incomplete.
     return 1 if unreadable else 0
+
+
+def _count_alerts(
+    session: AnalysisSession, raw_lines: Iterable[bytes], location: str, per_rule: dict[Rule, int]
+) -> int:
+    """Analyse syslog lines, counting alerts per rule (no alerts.json); returns the lines analysed.
+
+    The loop of a plain ``tld analyze FILE``, kept apart so that nothing else runs per line.
+    """
+    alert_rule = session.alert_rule
+    count = 0
+    for raw in raw_lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            continue
+        count += 1
+        rule = alert_rule(line, location)
+        if rule is not None:
+            per_rule[rule] = per_rule.get(rule, 0) + 1
+    return count
+
+
+@contextmanager
+def _raw_lines(path: str, progress: _Progress | None) -> Iterator[Iterable[bytes]]:
+    """The lines of ``path`` (- for stdin) as bytes, iterated directly unless progress is shown."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        print(f"error: {path}: {exc.strerror}", file=sys.stderr)
+        yield ()
+        return
+    with fh:
+        yield fh if progress is None else _counted(fh, progress)
+
+
+def _counted(lines: Iterable[bytes], progress: _Progress) -> Iterator[bytes]:
+    for raw in lines:
+        progress.advance(len(raw))
+        yield raw
 
 
 def _size(path: str) -> int:

@@ -44,7 +44,10 @@ class LogPattern:
     kind: str = "osmatch"  # osmatch | osregex | pcre2: which syntax ``pattern.source`` is in
 
     def test(self, ctx: EvalContext) -> bool:
-        return pattern_test(self.pattern, ctx.event.log, ctx.lowered) != self.negate
+        pattern = self.pattern  # pattern_test inlined: this runs for most rules of most events
+        if isinstance(pattern, OsMatch):
+            return pattern.matches(ctx.lowered) != self.negate
+        return (pattern.search(ctx.event.log) is not None) != self.negate
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,10 @@ class FieldPattern:
         if value is None:
             return False
         return pattern_test(self.pattern, value) != self.negate
+
+
+# Names event_value takes from the Event itself; every other name is a decoded field.
+EVENT_VALUES = frozenset({"program_name", "hostname", "location", "user", "full_log"})
 
 
 def event_value(event: Event, name: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from .conditions import EVENT_VALUES as _EVENT_VALUES
 from .conditions import event_value
 from .event import Event
 from .rules import Rule
@@ -34,22 +35,28 @@ class Correlator:
     # next oldest scan past every deleted slot, so a flood of new sources cost O(buckets) per event.
     buckets: OrderedDict[tuple[str, ...], deque[Remembered]] = field(default_factory=OrderedDict)
 
-    @property
-    def needed(self) -> int:
-        """Earlier events needed: the frequency counts the current event too."""
-        return max((self.rule.frequency or 2) - 1, 1)
+    # What the bucket key is made of, worked out once: (field name, is a plain decoded field).
+    _parts: tuple[tuple[str, bool], ...] = field(init=False, default=())
+    needed: int = field(init=False, default=1)  # earlier events needed: frequency counts the current one
+
+    def __post_init__(self) -> None:
+        rule = self.rule
+        names = [*rule.same, *rule.same_fields]
+        self._parts = tuple(
+            (name, i >= len(rule.same) or (name != "agent" and name not in _EVENT_VALUES))
+            for i, name in enumerate(names)
+        )
+        self.needed = max((rule.frequency or 2) - 1, 1)
 
     def key(self, event: Event) -> tuple[str, ...] | None:
         """The bucket an event belongs to; None when a required value is missing (it can never count)."""
-        rule = self.rule
-        parts: list[str] = [] if rule.global_frequency else [event.agent_id]
-        for name in rule.same:
-            value = event.agent_id if name == "agent" else event_value(event, name)
-            if not value:
-                return None
-            parts.append(value)
-        for name in rule.same_fields:
-            value = event.fields.get(name)
+        parts: list[str] = [] if self.rule.global_frequency else [event.agent_id]
+        fields = event.fields
+        for name, plain in self._parts:
+            if plain:
+                value: str | None = fields.get(name)
+            else:
+                value = event.agent_id if name == "agent" else event_value(event, name)
             if not value:
                 return None
             parts.append(value)

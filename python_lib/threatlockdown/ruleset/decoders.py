@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,12 @@ class Decoder:
     shown_name: str = ""
     # How a parent picks its child: precomputed from children (see _build_dispatch).
     dispatch: tuple[_Step, ...] = ()
+    # Precomputed by DecoderSet.finish for the decoding loop: the order as field names (aliases
+    # applied) and the search functions of prematch and regex (the compiled regex's own method when
+    # the pattern has a single alternative, saving a Python call per search).
+    order_keys: tuple[str, ...] = ()
+    prematch_find: Callable[[str], re.Match[str] | None] | None = None
+    regex_find: Callable[[str], re.Match[str] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +112,13 @@ class DecoderSet:
     def finish(self) -> None:
         for parent in self.parents:
             parent.shown_name = parent.name
+            _precompute(parent)
             kids = parent.children
             for i, child in enumerate(kids):
                 child.shown_name = child.name if child.use_own_name else parent.name
                 child.chained = i + 1 < len(kids) and kids[i + 1].name == child.name
                 child.next_in_chain = kids[i + 1] if child.chained else None
+                _precompute(child)
             parent.dispatch = _build_dispatch(kids)
         self._nopn = tuple(p for p in self.parents if p.program_name is None)
         self._pn_cache.clear()
@@ -139,15 +147,34 @@ class DecoderSet:
             lowered = log.lower()
         for parent in self.candidates(event.program_name):
             pmatch = 0
-            if parent.prematch is not None:
-                if not _may_match(parent.prematch_quick, lowered):
-                    continue
-                m = parent.prematch.search(log)
+            find = parent.prematch_find
+            if find is not None:
+                quick = parent.prematch_quick
+                if quick is not None:
+                    # The prematch needs one of these literals: most parents are ruled out here.
+                    for needle in quick:
+                        if needle in lowered:
+                            break
+                    else:
+                        continue
+                m = find(log)
                 if m is None:
                     continue
                 pmatch = m.end()
             _decode_with(parent, event, log, lowered, pmatch)
             return
+
+
+def _precompute(dec: Decoder) -> None:
+    dec.order_keys = tuple(_ORDER_ALIASES.get(name, name) for name in dec.order)
+    dec.prematch_find = _finder(dec.prematch)
+    dec.regex_find = _finder(dec.regex)
+
+
+def _finder(pattern: OsRegex | None) -> Callable[[str], re.Match[str] | None] | None:
+    if pattern is None:
+        return None
+    return pattern.search if pattern.alternatives else pattern.regex.search
 
 
 def _heads(kids: list[Decoder]) -> list[Decoder]:
@@ -211,14 +238,9 @@ def _pattern_hits(pattern: Pattern, text: str, lowered: str) -> bool:
     return pattern.search(text) is not None
 
 
-def _set_decoder(event: Event, dec: Decoder, parent: Decoder) -> None:
-    event.decoder_name = dec.shown_name
-    event.decoder_id = dec.shown_name
-    event.decoder_parent = parent.name if dec is not parent else ""
-
-
 def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: int) -> None:
-    _set_decoder(event, parent, parent)
+    event.decoder_name = event.decoder_id = parent.shown_name
+    event.decoder_parent = ""
     kids = parent.children
     chosen: Decoder | None = None
     cmatch = pmatch
@@ -232,21 +254,23 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
                     continue
                 assert step.by_group is not None and found.lastgroup is not None
                 chosen, cmatch = step.by_group[found.lastgroup], found.end()
-                _set_decoder(event, chosen, parent)
                 break
             child = step.child
             assert child is not None
-            if child.prematch is None:
+            find = child.prematch_find
+            if find is None:
                 chosen, cmatch = child, pmatch
                 break
             start = pmatch if child.prematch_after_parent else 0
-            m = None
             if _may_match(child.prematch_quick, lowered):
-                m = child.prematch.search(log[start:] if start else log)
-            if m is not None:
-                chosen, cmatch = child, start + m.end()
-                _set_decoder(event, child, parent)
-                break
+                m = find(log[start:] if start else log)
+                if m is not None:
+                    chosen, cmatch = child, start + m.end()
+                    break
+        if chosen is not None and chosen.prematch_find is not None:
+            # A child chosen by its prematch names the event (its parent's name unless use_own_name).
+            event.decoder_name = event.decoder_id = chosen.shown_name
+            event.decoder_parent = parent.name
     if chosen is None:
         return
     if chosen.plugin is not None:
@@ -264,11 +288,15 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
             return
     prev_end: int | None = None
     node: Decoder | None = chosen
+    fields = event.fields
     while node is not None:
-        if node.regex is None:
+        find = node.regex_find
+        if find is None:
             return
         offset = node.regex_offset
-        if offset == "after_parent":
+        if offset is None:
+            start = 0
+        elif offset == "after_parent":
             start = pmatch
         elif offset == "after_prematch":
             start = cmatch
@@ -276,16 +304,18 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
             start = prev_end if prev_end is not None else cmatch
         else:
             start = 0
-        m = node.regex.search(log[start:] if start else log)
+        m = find(log[start:] if start else log)
         nxt = node.next_in_chain
         if m is None:
             # A failed member leaves the end of the last successful regex for the next after_regex.
             node = nxt
             continue
         prev_end = start + m.end()
-        fields = event.fields
-        for name, value in zip(node.order, [g for g in m.groups() if g is not None], strict=False):
-            fields[_ORDER_ALIASES.get(name, name)] = value
+        groups = m.groups()
+        if None in groups:
+            groups = tuple(g for g in groups if g is not None)
+        # Pairs in order, later names overwriting earlier ones, as one assignment each would.
+        fields.update(zip(node.order_keys, groups, strict=False))
         node = nxt
 
 

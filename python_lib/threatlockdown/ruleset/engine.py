@@ -15,9 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .conditions import Condition, DecodedAs, EvalContext, FieldPattern, ListCondition, TimeOfDay, WeekDay
+from .conditions import (
+    Condition,
+    DecodedAs,
+    EvalContext,
+    FieldPattern,
+    ListCondition,
+    LogPattern,
+    TimeOfDay,
+    WeekDay,
+)
 from .correlation import Correlator
 from .event import Event
+from .osregex import OsMatch
 from .rules import Rule, RuleSet
 from .siblings import SiblingIndex
 
@@ -81,6 +91,57 @@ class WalkResult:
         self.volatile = volatile
 
 
+class _Roots:
+    """The roots to try for one decoder name: ``head`` in order, then ``tail`` (through its index)."""
+
+    __slots__ = ("head", "index", "tail")
+
+    def __init__(
+        self, head: tuple[Node, ...], tail: tuple[Node, ...], index: SiblingIndex[Node] | None
+    ) -> None:
+        self.head = head
+        self.tail = tail
+        self.index = index
+
+
+def _without_decoded_as(node: Node) -> Node:
+    """``node`` for use as a root under one decoder name its <decoded_as> conditions all accept."""
+    kept = tuple(c for c in node.conditions if not isinstance(c, DecodedAs))
+    if len(kept) == len(node.conditions):
+        return node
+    copy = Node(node.rule, kept, node.volatile)
+    copy.correlator, copy.children, copy.index, copy.feeds = (
+        node.correlator,
+        node.children,
+        node.index,
+        node.feeds,
+    )
+    return copy
+
+
+def _after_quick(conditions: tuple[Condition, ...], quick: tuple[str, ...] | None) -> tuple[Condition, ...]:
+    """The conditions still to test once the rule's needle pre-check has passed.
+
+    A node is only ever checked after its ``quick`` test (the index or the sibling loop does it). A
+    <match> made only of plain alternatives whose texts are exactly the needles gives the same answer
+    as that test, so it is true by then and need not run again.
+    """
+    if quick is None:
+        return conditions
+    needles = frozenset(quick)
+    return tuple(
+        c
+        for c in conditions
+        if not (
+            isinstance(c, LogPattern)
+            and not c.negate
+            and isinstance(c.pattern, OsMatch)
+            and not (c.pattern.always or c.pattern.prefixes or c.pattern.suffixes or c.pattern.equals)
+            and frozenset(c.pattern.contains) == needles
+        )
+    )
+
+
 def _reads_context(cond: Condition) -> bool:
     if isinstance(cond, TimeOfDay | WeekDay):
         return True
@@ -98,9 +159,7 @@ class RuleEngine:
     _nodes: dict[int, Node] = field(default_factory=dict)
     # Roots worth trying for an event, by decoder name: a root whose <decoded_as> names another decoder
     # can never match, so it is left out once instead of being checked for every event.
-    _roots_by_decoder: dict[str, tuple[tuple[Node, ...], SiblingIndex[Node] | None]] = field(
-        default_factory=dict
-    )
+    _roots_by_decoder: dict[str, _Roots] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         rules = self.ruleset.rules
@@ -130,7 +189,7 @@ class RuleEngine:
         if node is not None and node.rule is rule:
             return node
         volatile = rule.is_correlation or any(_reads_context(c) for c in rule.conditions)
-        node = Node(rule, tuple(rule.conditions), volatile)
+        node = Node(rule, _after_quick(rule.conditions, rule.quick), volatile)
         node.correlator = self.correlators.get(rule.sid)
         self._nodes[rule.sid] = node
         node.children = tuple(self._node(child) for child in rule.children)
@@ -147,18 +206,21 @@ class RuleEngine:
     def walk(self, event: Event, lowered: str, now: float) -> WalkResult:
         """Find the final rule for ``event``; no engine state changes (correlation searches aside)."""
         walk = _Walk(event, lowered, now)
-        entry = self._roots_by_decoder.get(event.decoder_id)
-        if entry is None:
-            entry = self._roots_for(event.decoder_id)
-        roots, index = entry
+        roots = self._roots_by_decoder.get(event.decoder_id)
+        if roots is None:
+            roots = self._roots_for(event.decoder_id)
         final: Node | None = None
-        if index is not None:
-            for root in index.candidates(lowered):
+        for root in roots.head:
+            final = walk.check(root)
+            if final is not None:
+                return WalkResult(final, walk.parent_of_final, walk.previous, walk.volatile)
+        if roots.index is not None:
+            for root in roots.index.candidates(lowered):
                 final = walk.check(root)
                 if final is not None:
                     break
         else:
-            for root in roots:
+            for root in roots.tail:
                 quick = root.quick
                 if quick is not None and not _any_in(quick, lowered):
                     continue
@@ -200,15 +262,21 @@ class RuleEngine:
             corr.add(event, now)
         return Match(rule, count, previous, alert=True)
 
-    def _roots_for(self, decoder_id: str) -> tuple[tuple[Node, ...], SiblingIndex[Node] | None]:
-        roots = tuple(
-            self._node(r)
+    def _roots_for(self, decoder_id: str) -> _Roots:
+        nodes = [
+            _without_decoded_as(self._node(r))
             for r in self.ruleset.roots
             # Every event is of category syslog here; a root of another category never applies.
             if (r.category is None or r.category == EVENT_CATEGORY)
             and all(c.name == decoder_id for c in r.conditions if isinstance(c, DecodedAs))
-        )
-        entry = (roots, SiblingIndex(roots) if SiblingIndex.worth_it(roots) else None)
+        ]
+        # Roots without needles at the front are checked before the needle search, which then only
+        # runs for events none of them took (an sshd event is usually settled under 5700).
+        cut = 0
+        while cut < len(nodes) and nodes[cut].quick is None:
+            cut += 1
+        tail = tuple(nodes[cut:])
+        entry = _Roots(tuple(nodes[:cut]), tail, SiblingIndex(tail) if SiblingIndex.worth_it(tail) else None)
         if len(self._roots_by_decoder) < 10_000:  # decoder names come from the ruleset: a small set
             self._roots_by_decoder[decoder_id] = entry
         return entry

@@ -91,6 +91,21 @@ def predecode(line: str) -> Predecoded:
     return _general(line)
 
 
+def bsd_header(line: str) -> tuple[str, str, str, str] | None:
+    """(timestamp, host, program, message) when the line has the common BSD header, else None.
+
+    The first thing predecode() tries, for callers that want the parts without a Predecoded or Event.
+    """
+    fast = _BSD_FAST.match(line)
+    if fast is None:
+        return None
+    at = fast.end()
+    if line.startswith("[ID ", at):
+        at = _skip_solaris_id(line, at)
+    timestamp, host, program, _pid = fast.groups()
+    return timestamp, host, program, line[at:]
+
+
 def predecode_event(line: str, location: str) -> Event:
     """``Event.from_predecoded(predecode(line), line, location)`` without the intermediate object."""
     fast = _BSD_FAST.match(line)
