@@ -81,7 +81,13 @@ def _serve(home: Home, args: argparse.Namespace) -> service.Serve:
         options = (
             DaemonOptions() if args.queue_size is None else DaemonOptions(queue_size=max(1, args.queue_size))
         )
-        daemon = ManagerDaemon(home, options=options, logger=logger.getChild("manager"))
+        from ..response.build import executor_for
+        from ..response.sink import ResponseSink
+
+        # The active-response engine runs inside the manager, on every alert (see response/sink.py).
+        response_log = logger.getChild("response")
+        responses = ResponseSink(home.root, lambda layout: executor_for("ansible", layout, response_log))
+        daemon = ManagerDaemon(home, options=options, sinks=[responses], logger=logger.getChild("manager"))
         return asyncio.run(daemon.run(notify))
 
     return serve

@@ -171,6 +171,7 @@ class ManagerDaemon:
             if pipeline_task is not None and not pipeline_task.done():
                 pipeline_task.cancel()
                 await asyncio.gather(pipeline_task, return_exceptions=True)
+            await self._sinks_call("close")
             if self._outputs is not None:
                 self._outputs.close()
             self._journal.close()
@@ -212,7 +213,16 @@ class ManagerDaemon:
         await self._start_collectors(collectors)
         self.pipeline.committer = PositionCommitter(collectors)
         await self._start_listeners(settings)
+        await self._sinks_call("start")
         self.settings = settings
+
+    async def _sinks_call(self, method: str) -> None:
+        # Sinks with a life cycle (the active-response engine) start, reload and stop with the daemon;
+        # AlertSink itself only requires handle().
+        for sink in self._sinks:
+            call = getattr(sink, method, None)
+            if call is not None:
+                await call()
 
     def _build(self, settings: ManagerSettings) -> list[Collector]:
         return build_collectors(
@@ -380,6 +390,7 @@ class ManagerDaemon:
                     self.log.error("agent listeners not restarted: %s", exc)
                 changes.append("agent listeners")
             self.settings = settings
+            await self._sinks_call("reload")
             self._reloads += 1
             self._last_reload = {"time": time.time(), "ok": True, "changed": changes}
             self.log.info("reloaded: %s", ", ".join(changes))
