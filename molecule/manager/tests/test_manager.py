@@ -134,14 +134,7 @@ def _ansible_env() -> dict[str, str]:
     }
 
 
-def test_policy_check_diff_shows_the_exact_change_and_changes_nothing(host: Any) -> None:
-    before = host.file(f"{HOME}/etc/ossec.conf").sha256sum
-    reloads = _json(host, f"{TLD} manager status --json --home {HOME}")["reloads"]
-    preview = {
-        "threatlockdown_manager_active_responses_zz_preview": [
-            {"command": "disable-account", "location": "local", "rules_id": [5503], "timeout": 120}
-        ]
-    }
+def _policy_playbook(extra: dict[str, Any], *options: str) -> subprocess.CompletedProcess[str]:
     inventories = [
         f"{os.environ['MOLECULE_EPHEMERAL_DIRECTORY']}/inventory/",
         f"{os.environ['MOLECULE_SCENARIO_DIRECTORY']}/inventory/",
@@ -150,12 +143,22 @@ def test_policy_check_diff_shows_the_exact_change_and_changes_nothing(host: Any)
         str(Path(sys.executable).parent / "ansible-playbook"),
         *[f"--inventory={i}" for i in inventories],
         str(REPO / "playbooks" / "policy.yml"),
-        "--check",
-        "--diff",
+        *options,
         "--extra-vars",
-        json.dumps(preview),
+        json.dumps(extra),
     ]
-    run = subprocess.run(cmd, env=_ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(cmd, env=_ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_policy_check_diff_shows_the_exact_change_and_changes_nothing(host: Any) -> None:
+    before = host.file(f"{HOME}/etc/ossec.conf").sha256sum
+    reloads = _json(host, f"{TLD} manager status --json --home {HOME}")["reloads"]
+    preview = {
+        "threatlockdown_manager_active_responses_zz_preview": [
+            {"command": "disable-account", "location": "local", "rules_id": [5503], "timeout": 120}
+        ]
+    }
+    run = _policy_playbook(preview, "--check", "--diff")
     assert run.returncode == 0, run.stdout + run.stderr
     # The expected file: the preview block lands after the manager's own lists, before the web group's.
     current = host.file(f"{HOME}/etc/ossec.conf").content_string
@@ -181,3 +184,39 @@ def test_policy_check_diff_shows_the_exact_change_and_changes_nothing(host: Any)
     # Check mode: the file and the running manager are untouched.
     assert host.file(f"{HOME}/etc/ossec.conf").sha256sum == before
     assert _json(host, f"{TLD} manager status --json --home {HOME}")["reloads"] == reloads
+
+
+def test_policy_rollout_reloads_and_a_bad_policy_is_refused_before_install(host: Any) -> None:
+    def status() -> dict[str, Any]:
+        result: dict[str, Any] = _json(host, f"{TLD} manager status --json --home {HOME}")
+        return result
+
+    before = status()
+    extra = {
+        "threatlockdown_manager_active_responses_zz_rollout": [
+            {"command": "host-deny", "location": "local", "rules_id": [5760], "timeout": 30}
+        ]
+    }
+    run = _policy_playbook(extra)
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = status()
+    assert after["pid"] == before["pid"]  # reloaded, not restarted
+    assert after["reloads"] == before["reloads"] + 1
+    conf = _json(host, f"{TLD} config show --json {HOME}/etc/ossec.conf")
+    assert [5760] in [ar["rules_id"] for ar in conf["active_responses"]]
+
+    # A command that does not exist: tld config check refuses the candidate, the installed file stays.
+    installed = host.file(f"{HOME}/etc/ossec.conf").sha256sum
+    typo = [{"command": "firewall-dorp", "rules_id": [1]}]
+    bad = {"threatlockdown_manager_active_responses_zz_rollout": typo}
+    run = _policy_playbook(bad)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "unknown command 'firewall-dorp' (did you mean 'firewall-drop'?)" in output, output
+    assert host.file(f"{HOME}/etc/ossec.conf").sha256sum == installed
+    assert status()["reloads"] == after["reloads"]
+
+    # Back to the inventory's policy.
+    run = _policy_playbook({})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert status()["reloads"] == after["reloads"] + 1
