@@ -177,3 +177,33 @@ def test_cold_launcher_relays_the_exit_status(workdir: Path) -> None:
     )
     assert result.returncode == 7
     assert result.stdout == "ran a b\n"
+
+
+def test_server_stops_when_the_process_that_started_it_is_gone(workdir: Path) -> None:
+    socket_path = workdir / "orphan.sock"
+    starter = (
+        "import subprocess, sys\n"
+        "module = 'threatlockdown.response.runner_warm_server'\n"
+        "server = subprocess.Popen([sys.executable, '-m', module, sys.argv[1]],"
+        " stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)\n"
+        "assert server.stdout.readline().strip() == b'ready'\n"
+        "print(server.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", starter, str(socket_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+
+    def running() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    deadline = time.monotonic() + 10
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(), "the orphaned warm server kept running"
+    assert not socket_path.exists()

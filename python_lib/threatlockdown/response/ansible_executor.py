@@ -265,7 +265,7 @@ class AnsibleRunnerExecutor:
         self._warm: WarmRunner | None = None
         self._warm_lock = threading.Lock()
         self._lanes = Lanes(self._run_batch, settings.runs_per_command, settings.max_items_per_run)
-        self.runs_started = 0
+        self.runs_started = 0  # ansible-runner runs so far
 
     # -- Executor protocol ---------------------------------------------------------------------------
 
@@ -313,6 +313,7 @@ class AnsibleRunnerExecutor:
         if playbook is None:
             return [ItemResult(i.key, i.host, "failed", False, problem or "") for i in batch.items]
         async with self._slots:
+            self.runs_started += 1
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(self._pool, self._run_blocking, batch, playbook, cancel)
         problem = outcome.error or _run_problem(
@@ -361,7 +362,6 @@ class AnsibleRunnerExecutor:
         run_dir = self.runs.create(batch.batch_id)
         try:
             binary, cmdline = self._command(playbook)
-            self.runs_started += 1
             runner = ansible_runner.run(
                 private_data_dir=str(run_dir),
                 ident=RUN_IDENT,

@@ -13,7 +13,8 @@ ansible-runner's own RunnerConfig). A child whose ``ANSIBLE_*``/HOME/PYTHONPATH 
 child runs exactly one CLI (Ansible keeps per-run globals such as CLIARGS) and then exits.
 
 Run as ``python -m threatlockdown.response.runner_warm_server SOCKET``; it prints ``ready`` on stdout
-once it listens, and stops on SIGTERM, killing the runs still going.
+once it listens, and stops on SIGTERM or when the process that started it is gone, killing the runs
+still going.
 """
 
 from __future__ import annotations
@@ -342,7 +343,12 @@ class WarmServer:
         if ready is not None:
             print("ready", file=ready, flush=True)
         try:
+            parent = os.getppid()
             while not self.stopping:
+                if os.getppid() != parent:
+                    # The executor's process is gone (killed without a chance to stop us): so are we.
+                    print("parent process gone; stopping", file=sys.stderr, flush=True)
+                    break
                 self._kill_overdue()
                 for key, _mask in selector.select(timeout=self._select_timeout()):
                     if key.data == "listen":
