@@ -363,3 +363,16 @@ def test_warm_server_is_restarted_when_it_died(workdir: Path) -> None:
     process.wait()
     [results] = run(execute_and_close(executor, record_batch(workdir)))
     assert all(r.status == "ok" for r in results)
+
+
+def test_socket_paths_stay_short_under_a_long_home(workdir: Path) -> None:
+    settings = make_settings(workdir)
+    deep = AnsibleExecutorSettings(
+        inventory=settings.inventory,
+        queue_dir=workdir / ("d" * 120) / "queue",
+        playbook_dir=settings.playbook_dir,
+    )
+    assert deep.problems() == []
+    assert len(str(deep.control_dir).encode()) <= 95 and deep.control_dir.name.startswith("tld-ssh-")
+    assert len(str(deep.warm_socket).encode()) <= 107
+    assert settings.control_dir == workdir / "q" / "ssh-cp"  # short enough: under the queue directory

@@ -31,10 +31,10 @@ from typing import Any
 
 from .ansible_lanes import Lanes
 from .ansible_results import item_results
-from .ansible_runs import RunDirectories
+from .ansible_runs import RunDirectories, ensure_private_dir, short_private_dir
 from .ansible_unsafe import plain, unsafe
 from .executor import Batch, ItemResult, ResponseItem
-from .runner_warm import WarmRunner, WarmRunnerError, cold_command, run_environment
+from .runner_warm import MAX_SOCKET_PATH, WarmRunner, WarmRunnerError, cold_command, run_environment
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,21 @@ class AnsibleExecutorSettings:
 
     @property
     def control_dir(self) -> Path:
-        return self.control_path_dir if self.control_path_dir is not None else self.queue_dir / "ssh-cp"
+        """SSH control sockets: ``control_path_dir``, else ``queue_dir/ssh-cp`` when that path is short
+        enough for socket names, else a short private directory named after the queue directory."""
+        if self.control_path_dir is not None:
+            return self.control_path_dir
+        default = self.queue_dir / "ssh-cp"
+        if len(str(default).encode()) <= MAX_CONTROL_DIR:
+            return default
+        return short_private_dir(self.queue_dir, "ssh")
 
     @property
     def warm_socket(self) -> Path:
-        return self.queue_dir / "ansible-warm.sock"
+        default = self.queue_dir / "ansible-warm.sock"
+        if len(str(default).encode()) <= MAX_SOCKET_PATH:
+            return default
+        return short_private_dir(self.queue_dir, "warm") / "ansible-warm.sock"
 
     def problems(self) -> list[str]:
         """What makes these settings unusable, each naming the setting."""
@@ -358,9 +368,9 @@ class AnsibleRunnerExecutor:
         def cancelled() -> bool:
             return cancel.is_set() or self._closing.is_set()
 
-        self.settings.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run_dir = self.runs.create(batch.batch_id)
         try:
+            ensure_private_dir(self.settings.control_dir)
             binary, cmdline = self._command(playbook)
             runner = ansible_runner.run(
                 private_data_dir=str(run_dir),

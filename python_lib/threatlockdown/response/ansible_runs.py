@@ -8,9 +8,13 @@ forensic record of what ran (command line, extra vars, stdout, job events, statu
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import re
 import secrets
 import shutil
+import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,3 +65,24 @@ class RunDirectories:
                 shutil.rmtree(path)
             removed.append(path)
         return removed
+
+
+def short_private_dir(anchor: Path, kind: str) -> Path:
+    """A short directory for Unix sockets that belong to ``anchor`` (whose own path is too long for them):
+    /run/threatlockdown/ as root, else the temporary directory, named after a hash of ``anchor``."""
+    digest = hashlib.sha256(str(anchor).encode()).hexdigest()[:12]
+    base = Path("/run/threatlockdown") if os.geteuid() == 0 else Path(tempfile.gettempdir())
+    return base / f"tld-{kind}-{digest}"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if needed and check it is a real directory of ours that nobody else can use:
+    SSH control sockets and the warm server's socket run commands as us."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"{path} must be a directory owned by uid {os.geteuid()} with mode 0700 "
+            f"(found uid {info.st_uid}, mode {stat.filemode(info.st_mode)})"
+        )
+    return path

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import runner_cold_launcher, runner_warm_client
+from .ansible_runs import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ class WarmRunner:
             self._start()
 
     def _start(self) -> None:
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            ensure_private_dir(self.socket_path.parent)
+        except OSError as exc:
+            raise WarmRunnerError(str(exc)) from exc
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             process = subprocess.Popen(
