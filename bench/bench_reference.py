@@ -94,11 +94,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args()
     attackers = [f"atk{i}" for i in range(args.attacks)]
+    scratch = Path(tempfile.mkdtemp(prefix="tld-bench-reference-"))
     lab = Lab(
         name=args.name,
         hosts=[HostSpec("manager"), HostSpec("web1"), *(HostSpec(a, sshd=False) for a in attackers)],
+        workdir=scratch / "lab",
     )
-    scratch = Path(tempfile.mkdtemp(prefix="tld-bench-reference-"))
     log = sys.stderr
     results: list[Attack] = []
     try:

@@ -93,16 +93,19 @@ def _agent_connected(lab: Lab, host: str) -> bool:
 def run(options: DemoOptions) -> int:
     """The whole main job; 0 when every step held."""
     timeline = Timeline()
+    scratch = Path(tempfile.mkdtemp(prefix="tld-main-job-"))
     lab = Lab(
         name=options.lab_name,
         hosts=[HostSpec("manager"), *(HostSpec(h) for h in AGENTS), HostSpec("attacker", sshd=False)],
+        workdir=scratch / "lab",
     )
-    scratch = Path(tempfile.mkdtemp(prefix="tld-main-job-"))
     try:
         with _signals_unwind():
             _reference_case(lab, options, timeline, scratch)
     except (LabError, WaitTimeout, Interrupted, KeyboardInterrupt) as exc:
-        timeline.fail(type(exc).__name__ if not str(exc) else str(exc))
+        # Long tool output (a failed mount script, a playbook log tail) stays readable as details.
+        first, *rest = (str(exc) or type(exc).__name__).splitlines()
+        timeline.fail(first, rest[-30:])
     finally:
         if options.keep:
             timeline.note(
@@ -110,7 +113,10 @@ def run(options: DemoOptions) -> int:
             )
         else:
             report = lab.down()
-            timeline.step(f"lab {options.lab_name} torn down", [str(report)] if str(report) else [])
+            timeline.step(
+                f"lab {options.lab_name} torn down: {len(report.stopped_pids)} processes stopped, "
+                f"{len(report.netns)} namespaces and {len(report.links)} interfaces removed"
+            )
     if timeline.failures:
         timeline.note(f"{timeline.failures} step(s) failed; logs in {scratch}")
         return 1
