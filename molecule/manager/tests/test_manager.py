@@ -72,6 +72,15 @@ def test_collection_and_response_playbooks_installed(host: Any) -> None:
     assert installed == shipped
 
 
+def test_runner_inventory_and_key_are_private(host: Any) -> None:
+    inventory = host.file(f"{HOME}/etc/inventory.yml")
+    assert inventory.mode == 0o600
+    assert "web1" in inventory.content_string
+    key = host.file(f"{HOME}/etc/responder_ssh_key")
+    assert key.mode == 0o600
+    assert key.content_string == "placeholder for the responder key\n"
+
+
 def test_ossec_conf_is_valid_and_holds_the_inventory_policy(host: Any) -> None:
     assert host.run(f"{TLD} config check {HOME}/etc/ossec.conf").rc == 0
     conf = _json(host, f"{TLD} config show --json {HOME}/etc/ossec.conf")
