@@ -232,6 +232,7 @@ def received(run_dir: Path) -> dict[str, Any]:
 # -- real runs --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 def test_run_records_the_batch_on_its_hosts_only(workdir: Path, warm: bool) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir, warm=warm, keep_runs=2))
@@ -261,6 +262,7 @@ def test_run_records_the_batch_on_its_hosts_only(workdir: Path, warm: bool) -> N
     assert (run_dir / "artifacts" / "run" / "rc").read_text() == "0"
 
 
+@pytest.mark.slow
 def test_unchanged_results_and_old_runs_are_pruned(workdir: Path) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir, keep_runs=1))
     first, second = run(execute_and_close(executor, record_batch(workdir), record_batch(workdir, "delete")))
@@ -272,6 +274,7 @@ def test_unchanged_results_and_old_runs_are_pruned(workdir: Path) -> None:
     assert executor.runs_started == 2
 
 
+@pytest.mark.slow
 def test_broken_playbook_fails_items_with_the_error(workdir: Path) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir))
     [results] = run(execute_and_close(executor, Batch("b", "x", "broken", "add", (item("k", "h1"),))))
@@ -299,6 +302,7 @@ def wait_until_gone(deadline: float) -> list[int]:
     return sleepers()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 def test_run_timeout_kills_the_run_and_its_workers(workdir: Path, warm: bool) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir, run_timeout=3, warm=warm))
@@ -310,6 +314,7 @@ def test_run_timeout_kills_the_run_and_its_workers(workdir: Path, warm: bool) ->
     assert wait_until_gone(time.monotonic() + 5) == []
 
 
+@pytest.mark.slow
 def test_close_cancels_running_work(workdir: Path) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir))
     batch = Batch("b", "x", "slow", "add", (item("k", "h1"),))
@@ -335,6 +340,7 @@ def test_close_cancels_running_work(workdir: Path) -> None:
     assert not (workdir / "q" / "ansible-warm.sock").exists()
 
 
+@pytest.mark.slow
 def test_cancelling_execute_stops_the_run(workdir: Path) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir))
 
@@ -352,6 +358,7 @@ def test_cancelling_execute_stops_the_run(workdir: Path) -> None:
     assert wait_until_gone(time.monotonic() + 5) == []
 
 
+@pytest.mark.slow
 def test_warm_server_is_restarted_when_it_died(workdir: Path) -> None:
     executor = AnsibleRunnerExecutor(make_settings(workdir))
     executor.start()

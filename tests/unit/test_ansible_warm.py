@@ -135,6 +135,7 @@ def test_socket_path_must_fit(workdir: Path) -> None:
         WarmRunner(workdir / ("s" * 120), env={})
 
 
+@pytest.mark.slow
 def test_warm_run_and_cold_fallback_through_the_client(workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -179,6 +180,7 @@ def test_cold_launcher_relays_the_exit_status(workdir: Path) -> None:
     assert result.stdout == "ran a b\n"
 
 
+@pytest.mark.slow
 def test_server_stops_when_the_process_that_started_it_is_gone(workdir: Path) -> None:
     socket_path = workdir / "orphan.sock"
     starter = (
