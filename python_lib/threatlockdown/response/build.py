@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config.model import OssecConfig
 from ..config.reader import load_config
@@ -193,6 +194,19 @@ async def offline_engine(layout: ResponseLayout, parts: EngineParts) -> Response
     return engine
 
 
+def installed_response_files(home: Path) -> dict[str, Any]:
+    """Executor options for the response playbooks and collection the manager role installs under
+    HOME/active-response; without them the executor falls back to the source checkout's copies."""
+    options: dict[str, Any] = {}
+    playbooks = home / "active-response" / "playbooks"
+    collections = home / "active-response" / "collections"
+    if playbooks.is_dir():
+        options["playbook_dir"] = playbooks
+    if (collections / "ansible_collections").is_dir():
+        options["collections_paths"] = (collections,)
+    return options
+
+
 def executor_for(kind: str, layout: ResponseLayout, logger: logging.Logger | None = None) -> Executor:
     """``none``: a dry run; ``ansible``: the ansible-runner executor running the response playbooks
     against the engine's inventory. When that cannot be built, an executor that fails every item with
@@ -206,7 +220,9 @@ def executor_for(kind: str, layout: ResponseLayout, logger: logging.Logger | Non
     try:
         # Imported here: ansible-runner is heavy and only the daemons run responses.
         module = importlib.import_module("threatlockdown.response.ansible_executor")
-        settings = module.AnsibleExecutorSettings.for_home(layout.home, [str(inventory)])
+        settings = module.AnsibleExecutorSettings.for_home(
+            layout.home, [str(inventory)], **installed_response_files(layout.home)
+        )
         executor: Executor = module.AnsibleRunnerExecutor(settings)
     except (ImportError, AttributeError, ValueError, OSError) as exc:
         reason = f"responses cannot run through Ansible: {exc}"
