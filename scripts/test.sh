@@ -16,12 +16,18 @@ pytest -q -p no:cacheprovider "$@"
 # The Molecule scenarios build network-namespace hosts: root only. They share the wheelhouse cache
 # (.cache/) that the first one builds. TLD_SKIP_MOLECULE=1 skips them (quick local runs).
 if [ "$(id -u)" = 0 ] && [ -z "${TLD_SKIP_MOLECULE:-}" ]; then
+  passed=0 failed=0
   for scenario in manager agent active_response; do
     echo "== molecule test -s $scenario"
     start=$SECONDS
-    molecule test -s "$scenario"
-    echo "molecule $scenario: passed in $((SECONDS - start)) s"
+    if molecule test -s "$scenario"; then
+      passed=$((passed + 1)); echo "molecule $scenario: passed in $((SECONDS - start)) s"
+    else
+      failed=$((failed + 1)); echo "molecule $scenario: FAILED after $((SECONDS - start)) s"
+    fi
   done
+  echo "molecule: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
 else
   echo "== molecule: skipped (needs root; TLD_SKIP_MOLECULE=${TLD_SKIP_MOLECULE:-})"
 fi
