@@ -219,6 +219,11 @@ def run_child(request: RunRequest, stdio: list[int], base_env: dict[str, str], i
     """In the forked child: become the run and never return."""
     code = 1
     try:
+        # The server's wake-up pipe is closed below; a signal must not write into whatever file later
+        # gets its descriptor number.
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
         os.setsid()  # its own process group, so the server can kill the run and its workers together
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
@@ -226,8 +231,6 @@ def run_child(request: RunRequest, stdio: list[int], base_env: dict[str, str], i
             if fd > 2:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir(request.cwd)
         mismatch = env_mismatch(base_env, request.env)
         if mismatch:
