@@ -46,7 +46,10 @@ def make_home(
     if inventory is not None:
         (tmp / "etc" / "inventory.yml").write_text(inventory)
     (tmp / "etc" / "response.xml").write_text(
-        "<response_engine><batch_window>10ms</batch_window><flush_interval>50ms</flush_interval></response_engine>"
+        # Self-protection off: this machine's own addresses (lab bridges) may be any documentation
+        # address; test_response_validate.py covers protection with fixed addresses.
+        "<response_engine><batch_window>10ms</batch_window><flush_interval>50ms</flush_interval>"
+        "<self_protection>no</self_protection></response_engine>"
     )
     return tmp
 

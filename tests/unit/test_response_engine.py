@@ -77,7 +77,7 @@ def test_add_then_refresh_without_executing_twice_then_revert_within_a_second(tm
         engine = make(tmp_path, fw(timeout=1), executor=ex)
         await engine.start()
         first = await engine.handle_alert(alert())
-        await until(lambda: len(ex.batches) == 1)
+        await until(lambda: engine.state.active[K7].phase == "active")
         added_at = time.time()
         second = await engine.handle_alert(alert())
         assert [d.outcome for d in first + second] == ["add", "refresh"]

@@ -28,7 +28,9 @@ class AlertFacts:
     alert: Mapping[str, Any]
     rule_id: int
     level: int
-    group_string: str  # "syslog,sshd,authentication_failed," as <rules_group> patterns expect
+    # "syslog,sshd,authentication_failed," as <rules_group> patterns expect; None: rebuilt from the
+    # alert's rule object when needed (Policy caches it per rule)
+    group_string: str | None
     no_ar: bool
     srcip: str | None  # raw, as decoded
     dstuser: str | None
@@ -48,7 +50,12 @@ class AlertFacts:
         return self.agent_id == MANAGER_AGENT_ID
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the common case first: isinstance on ABCs is slow per alert
+        return value
     if value is None:
         return None
     if isinstance(value, str):
@@ -56,6 +63,15 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+GROUP_KEYS = ("groups", *(prefix[:-1] for prefix in COMPLIANCE_PREFIXES))
 
 
 def group_string_of(rule: Mapping[str, Any]) -> str:
@@ -81,36 +97,32 @@ def facts_from_alert(
 ) -> AlertFacts:
     """The facts of an alerts.json object; AlertShapeError when it has no usable rule."""
     rule = alert.get("rule")
-    if not isinstance(rule, Mapping):
+    if type(rule) is not dict and not isinstance(rule, Mapping):
         raise AlertShapeError("no 'rule' object")
     rule_id_text = _text(rule.get("id"))
     if rule_id_text is None or not rule_id_text.isascii() or not rule_id_text.isdigit():
         raise AlertShapeError(f"rule.id {rule.get('id')!r} is not a number")
     level = rule.get("level")
-    if isinstance(level, str) and level.isascii() and level.isdigit():
-        level = int(level)
-    if not isinstance(level, int) or isinstance(level, bool):
-        raise AlertShapeError(f"rule.level {rule.get('level')!r} is not a number")
-    data = alert.get("data")
-    data = data if isinstance(data, Mapping) else {}
-    agent = alert.get("agent")
-    agent = agent if isinstance(agent, Mapping) else {}
-    manager = alert.get("manager")
-    manager = manager if isinstance(manager, Mapping) else {}
-    decoder = alert.get("decoder")
-    decoder = decoder if isinstance(decoder, Mapping) else {}
+    if type(level) is not int:
+        if isinstance(level, str) and level.isascii() and level.isdigit():
+            level = int(level)
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise AlertShapeError(f"rule.level {rule.get('level')!r} is not a number")
+    data = _obj(alert.get("data"))
+    agent = _obj(alert.get("agent"))
+    decoder = _obj(alert.get("decoder"))
     return AlertFacts(
         alert=alert,
         rule_id=int(rule_id_text),
         level=level,
-        group_string=group_string if group_string is not None else group_string_of(rule),
+        group_string=group_string,
         no_ar=no_ar,
         srcip=_text(data.get("srcip")),
         dstuser=_text(data.get("dstuser")),
         agent_id=_text(agent.get("id")) or MANAGER_AGENT_ID,
         agent_name=_text(agent.get("name")) or "",
         agent_ip=_text(agent.get("ip")) or "",
-        manager_name=_text(manager.get("name")) or "",
+        manager_name=_text(_obj(alert.get("manager")).get("name")) or "",
         alert_id=_text(alert.get("id")) or "",
         decoder=_text(decoder.get("parent")) or _text(decoder.get("name")) or "",
     )

@@ -79,6 +79,9 @@ class AuditLog:
         self.node_name = node_name
         self._ar: IO[bytes] = open(self.ar_log_path, "ab")  # noqa: SIM115 - kept open for the engine's life
         self._json: IO[bytes] = open(self.json_path, "ab")  # noqa: SIM115
+        self._second = -1  # the second _prefix was formatted for: strftime once per second, not per line
+        self._prefix = ""
+        self._zone = ""
 
     def executed(
         self,
@@ -110,11 +113,21 @@ class AuditLog:
         self._ar.write(text.encode("utf-8", errors="replace"))
 
     def decision(self, event: str, **fields: Any) -> None:
+        self.write({k: v for k, v in fields.items() if v is not None}, event)
+
+    def write(self, fields: dict[str, Any], event: str) -> None:
+        """Append one record: ``fields`` (no None values) after the timestamp and event."""
         now = time.time()
-        record: dict[str, Any] = {"timestamp": iso_stamp(now), "event": event}
-        for k, v in fields.items():
-            if v is not None:
-                record[k] = v
+        second = int(now)
+        if second != self._second:
+            lt = time.localtime(second)
+            self._second, self._prefix, self._zone = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", lt),
+                time.strftime("%z", lt),
+            )
+        stamp = f"{self._prefix}.{int((now - second) * 1000):03d}{self._zone}"
+        record: dict[str, Any] = {"timestamp": stamp, "event": event, **fields}
         self._json.write(orjson.dumps(record, default=str) + b"\n")
 
     def flush(self) -> None:

@@ -16,7 +16,7 @@ from .timeouts import first_expiry, offence_number, refreshed_expiry, timeout_fo
 Outcome = Literal["add", "refresh", "readd", "run", "skipped", "refused"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per decision, and frozen dataclasses are slow to build
 class Decision:
     outcome: Outcome
     reason: str
@@ -36,7 +36,7 @@ class Decision:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Preview:
     outcome: Outcome
     offence: int
@@ -91,7 +91,7 @@ def decision_of(intent: Intent, facts: AlertFacts, p: Preview, reason: str | Non
         offences=p.offence,
         rule_id=facts.rule_id,
         alert_id=facts.alert_id or None,
-        block=f"{b.where} {b.name}",
+        block=b.label,
     )
 
 
@@ -105,7 +105,7 @@ def skip_decision(skip: Skip, facts: AlertFacts) -> Decision:
         target=skip.host,
         rule_id=facts.rule_id,
         alert_id=facts.alert_id or None,
-        block=f"{b.where} {b.name}" if b is not None else None,
+        block=b.label if b is not None else None,
     )
 
 

@@ -76,21 +76,17 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.stats = DispatchStats()
 
     # -- producers -----------------------------------------------------------------------------------
 
     async def submit(self, job: Job) -> None:
         """Queue ``job``; waits while the queue is full (back-pressure)."""
-        self._idle.clear()
         await self._queue.put(job)
 
     def retry_later(self, job: Job, delay: float) -> None:
         """Run ``job`` again after ``delay`` seconds; retries do not count against the queue bound (there
         is at most one per key, so the state bounds them)."""
-        self._idle.clear()
         self.stats.waiting_retry += 1
         handle: asyncio.TimerHandle | None = None
 
@@ -103,6 +99,11 @@ class Dispatcher:
 
         handle = asyncio.get_running_loop().call_later(delay, due)
         self._retry_handles.add(handle)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs in the queue, not yet taken into a batch."""
+        return self._queue.qsize()
 
     @property
     def queued(self) -> int:
@@ -125,6 +126,7 @@ class Dispatcher:
                 if job is not None:
                     jobs.append(job)
             await self._launch(jobs)
+            del first, jobs  # do not keep the last batch's alerts alive while waiting for the next
 
     async def _get(self, timeout: float | None) -> Job | None:
         """The next queued job, or None when ``timeout`` passes or a retry became due first."""
@@ -159,8 +161,6 @@ class Dispatcher:
                 return self._retries.popleft()
             with contextlib.suppress(asyncio.QueueEmpty):
                 return self._queue.get_nowait()
-            if not self._running and not self._retry_handles:
-                self._idle.set()
             job = await self._get(None)
             if job is not None:
                 return job
@@ -221,17 +221,6 @@ class Dispatcher:
             await self._on_results(batch, pairs)
         except Exception:
             self.log.exception("recording the results of batch %s failed", batch.batch_id)
-        if not self._running - {asyncio.current_task()} and not self.queued and not self._retry_handles:
-            self._idle.set()
-            self._wake.set()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is queued, running or waiting for a retry; False on timeout."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     async def wait_running(self, timeout: float) -> None:
         """Wait for the executions already running (not the queue) to finish."""

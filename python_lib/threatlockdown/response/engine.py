@@ -33,6 +33,7 @@ from .timeouts import first_expiry, retry_delay
 from .validate import Refusal, check_user, parse_srcip
 
 _PURGE_INTERVAL = 3600.0
+_AUDIT_EVENTS = {"add": "triggered", "refresh": "refreshed", "readd": "readded", "run": "triggered"}
 
 
 class EngineError(Exception):
@@ -164,12 +165,14 @@ class ResponseEngine:
             self.state.flush()
         # Let queued and running executions finish (retries waiting for their delay are not awaited).
         while (
-            self.dispatcher._queue.qsize() or self.dispatcher.stats.running or (revert and self._reverting())
+            self.dispatcher.waiting or self.dispatcher.stats.running or (revert and self._reverting())
         ) and (time.monotonic() < deadline):
             await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=5.0)
+        for task in stuck:
+            self.log.error("task %s did not stop when cancelled", task.get_name())
         await self.dispatcher.wait_running(max(0.0, deadline - time.monotonic()))
         left = self.dispatcher.cancel_retries()
         if left:
@@ -352,27 +355,34 @@ class ResponseEngine:
         return d
 
     def _audit_decision(self, d: Decision, facts: AlertFacts) -> None:
-        event = {"add": "triggered", "refresh": "refreshed", "readd": "readded", "run": "triggered"}.get(
-            d.outcome, d.outcome
-        )
-        self.audit.decision(
-            event,
-            key=d.key,
-            command=d.command,
-            target=d.target,
-            srcip=d.srcip
-            if d.srcip is not None
-            else (facts.srcip if d.outcome in ("skipped", "refused") else None),
-            user=d.user,
-            rule_id=str(facts.rule_id),
-            alert_id=facts.alert_id or None,
-            agent_id=facts.agent_id,
-            timeout=d.timeout if d.outcome not in ("skipped", "refused") else None,
-            expires=d.expires,
-            offences=d.offences or None,
-            block=d.block,
-            reason=d.reason,
-        )
+        # Built field by field: this runs for every decision, so no keyword-argument dict to filter.
+        skipped = d.outcome in ("skipped", "refused")
+        record: dict[str, Any] = {}
+        if d.key is not None:
+            record["key"] = d.key
+        if d.command is not None:
+            record["command"] = d.command
+        if d.target is not None:
+            record["target"] = d.target
+        srcip = d.srcip if d.srcip is not None else facts.srcip if skipped else None
+        if srcip is not None:
+            record["srcip"] = srcip
+        if d.user is not None:
+            record["user"] = d.user
+        record["rule_id"] = str(facts.rule_id)
+        if facts.alert_id:
+            record["alert_id"] = facts.alert_id
+        record["agent_id"] = facts.agent_id
+        if not skipped:
+            record["timeout"] = d.timeout
+            if d.expires is not None:
+                record["expires"] = d.expires
+            if d.offences:
+                record["offences"] = d.offences
+        if d.block is not None:
+            record["block"] = d.block
+        record["reason"] = d.reason
+        self.audit.write(record, _AUDIT_EVENTS.get(d.outcome, d.outcome))
 
     # -- submitting work -----------------------------------------------------------------------------
 

@@ -49,6 +49,9 @@ class Inventory:
     def agent_host(self, agent_id: str | None, agent_name: str | None) -> str | None:
         """The inventory host of an agent, by id variable first, then by name."""
         if agent_id:
+            host = self.by_agent_id.get(agent_id)  # alerts carry ids already padded ("001")
+            if host is not None:
+                return host
             norm = normalise_agent_id(agent_id)
             if norm is not None and norm in self.by_agent_id:
                 return self.by_agent_id[norm]

@@ -13,10 +13,11 @@ of the location to an inventory group or host pattern.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..config.model import (
     LOCATION_ALL,
@@ -29,10 +30,10 @@ from ..config.model import (
 )
 from ..errors import SourceError, SourceErrors
 from ..ruleset.osregex import OsRegex, PatternError, compile_os_regex
-from .alertfacts import MANAGER_AGENT_ID, AlertFacts
+from .alertfacts import GROUP_KEYS, MANAGER_AGENT_ID, AlertFacts, group_string_of
 from .inventory import Inventory, hosts_text
 from .selfprotect import SelfProtection
-from .validate import Refusal, check_user, parse_srcip, strip_mapped
+from .validate import IPAddress, Refusal, check_user, parse_srcip, strip_mapped
 from .whitelist import WhiteList
 
 Subject = Literal["srcip", "user", "auto"]
@@ -58,6 +59,7 @@ SRCIP_EXECUTABLES = frozenset(
 )
 USER_EXECUTABLES = frozenset(("disable-account",))
 _BOUND_CACHE_LIMIT = 10_000
+_SRCIP_CACHE_LIMIT = 100_000
 
 
 def subject_of(command: Command) -> Subject:
@@ -102,6 +104,11 @@ class Binding:
         """Wazuh's name for the response, e.g. ``firewall-drop600``."""
         return self.response.name
 
+    @functools.cached_property
+    def label(self) -> str:
+        """``ossec.conf:42 firewall-drop600``: where the block is, for messages and the audit."""
+        return f"{self.where} {self.name}"
+
     @property
     def stateful(self) -> bool:
         """Recorded and revertable (``<timeout_allowed>yes``); otherwise a one-shot action."""
@@ -117,7 +124,7 @@ class Binding:
         return hit or rule_id in r.rules_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per alert: a frozen dataclass costs more to build
 class Intent:
     """A response to carry out (or refresh) on one host."""
 
@@ -196,6 +203,15 @@ class Policy:
             raise SourceErrors(errors)
         self.bindings = tuple(bindings)
         self._cache: dict[tuple[int, int, str], tuple[Binding, ...]] = {}
+        # Per rule id: the raw group lists of the last alert and the group string built from them.
+        self._groups: dict[int, tuple[tuple[Any, ...], str]] = {}
+        # Per raw srcip text: the address (or None) and why it cannot be acted on (or None).
+        self._srcips: dict[str, tuple[IPAddress | None, str | None, Skip | None]] = {}
+        self._hosts_cache: dict[tuple[int, str, str, str], tuple[list[tuple[str, str]], list[str]]] = {}
+        self._hosts_inventory: Inventory | None = None
+        self._plans: dict[tuple[Any, ...], tuple[list[Intent], list[Skip]]] = {}
+        self._plan_inventory: Inventory | None = None
+        self._plan_protection: SelfProtection | None = None
 
     @property
     def disabled_reason(self) -> str | None:
@@ -207,13 +223,32 @@ class Policy:
 
     # -- binding -------------------------------------------------------------------------------------
 
+    def group_string(self, facts: AlertFacts) -> str:
+        """The rule's group string: exact from the manager, else rebuilt from the alert (cached per rule
+        id, checked against the alert's group lists so a changed rule is noticed)."""
+        if facts.group_string is not None:
+            return facts.group_string
+        rule = facts.alert.get("rule")
+        if not isinstance(rule, Mapping):
+            return ""
+        raw = tuple([rule.get(k) for k in GROUP_KEYS])
+        cached = self._groups.get(facts.rule_id)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        text = group_string_of(rule)
+        if len(self._groups) >= _BOUND_CACHE_LIMIT:
+            self._groups.clear()
+        self._groups[facts.rule_id] = (raw, text)
+        return text
+
     def bound(self, facts: AlertFacts) -> tuple[Binding, ...]:
         if facts.level <= 0 or facts.no_ar:
             return ()
-        cache_key = (facts.rule_id, facts.level, facts.group_string)
+        cache_key = (facts.rule_id, facts.level, self.group_string(facts))
         found = self._cache.get(cache_key)
         if found is None:
-            found = tuple(b for b in self.bindings if b.binds(facts.level, facts.group_string, facts.rule_id))
+            groups = cache_key[2]
+            found = tuple(b for b in self.bindings if b.binds(facts.level, groups, facts.rule_id))
             if len(self._cache) >= _BOUND_CACHE_LIMIT:
                 self._cache.clear()
             self._cache[cache_key] = found
@@ -232,6 +267,21 @@ class Policy:
         if host is None and self.manager_mode:
             host = IMPLICIT_LOCALHOST
         return host
+
+    def _hosts(
+        self, binding: Binding, facts: AlertFacts, inventory: Inventory
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """hosts_for, cached per binding and event origin (alerts from one agent repeat)."""
+        if inventory is not self._hosts_inventory:
+            self._hosts_cache.clear()
+            self._hosts_inventory = inventory
+        key = (binding.index, facts.agent_id, facts.agent_name, facts.manager_name)
+        found = self._hosts_cache.get(key)
+        if found is None:
+            if len(self._hosts_cache) >= _BOUND_CACHE_LIMIT:
+                self._hosts_cache.clear()
+            found = self._hosts_cache[key] = self.hosts_for(binding, facts, inventory)
+        return found
 
     def hosts_for(
         self, binding: Binding, facts: AlertFacts, inventory: Inventory
@@ -298,8 +348,44 @@ class Policy:
     # -- the whole decision, before state ------------------------------------------------------------
 
     def plan(self, facts: AlertFacts, inventory: Inventory, protection: SelfProtection) -> AlertPlan:
-        """Every response ``facts`` asks for, with its host and key, and everything skipped or refused."""
+        """Every response ``facts`` asks for, with its host and key, and everything skipped or refused.
+
+        The outcome depends only on a few fields of the alert, and an attack repeats them (same rule,
+        agent, address) many times: it is cached per those fields for as long as the inventory and the
+        protected addresses stay the same objects (a reload brings new ones)."""
+        if inventory is not self._plan_inventory or protection is not self._plan_protection:
+            self._plans.clear()
+            self._plan_inventory, self._plan_protection = inventory, protection
         bindings = self.bound(facts)
+        if not bindings:
+            return AlertPlan(facts, bindings, unbound=self._why_unbound(facts))
+        key = (
+            facts.rule_id,
+            facts.level,
+            self.group_string(facts),
+            facts.agent_id,
+            facts.agent_name,
+            facts.manager_name,
+            facts.srcip,
+            facts.dstuser,
+            facts.decoder,
+        )
+        cached = self._plans.get(key)
+        if cached is None:
+            fresh = self._plan(facts, bindings, inventory, protection)
+            if len(self._plans) >= _SRCIP_CACHE_LIMIT:
+                self._plans.clear()
+            cached = self._plans[key] = (fresh.intents, fresh.skips)
+        # Lists copied: callers may add to them; Intent and Skip objects are shared and never changed.
+        return AlertPlan(facts, bindings, list(cached[0]), list(cached[1]))
+
+    def _plan(
+        self,
+        facts: AlertFacts,
+        bindings: tuple[Binding, ...],
+        inventory: Inventory,
+        protection: SelfProtection,
+    ) -> AlertPlan:
         plan = AlertPlan(facts, bindings)
         if not bindings:
             plan.unbound = self._why_unbound(facts)
@@ -320,17 +406,8 @@ class Policy:
 
         srcip: str | None = None
         srcip_problem: Skip | None = None
-        addr = None
         if facts.srcip is not None:
-            parsed = parse_srcip(facts.srcip)
-            addr = None if isinstance(parsed, Refusal) else parsed
-            rule = self.whitelist.match(strip_mapped(facts.srcip), addr)
-            if rule is not None:
-                srcip_problem = Skip("skipped", f"srcip {facts.srcip!r} is whitelisted by {rule.describe()}")
-            elif isinstance(parsed, Refusal):
-                srcip_problem = Skip("refused", str(parsed))
-            else:
-                srcip = str(parsed)
+            _, srcip, srcip_problem = self._check_srcip(facts.srcip)
         user: str | None = None
         user_problem: Skip | None = None
         if facts.dstuser is not None:
@@ -341,7 +418,6 @@ class Policy:
                 user = checked
 
         best: dict[str, Intent] = {}
-        reported: set[str] = set()
         for binding in bindings:
             subject = binding.subject
             if subject == "auto":
@@ -366,14 +442,14 @@ class Policy:
             if problem is not None:
                 plan.skips.append(Skip(problem.outcome, problem.reason, binding))
                 continue
-            hosts, problems = self.hosts_for(binding, facts, inventory)
+            hosts, problems = self._hosts(binding, facts, inventory)
             for why in problems:
                 plan.skips.append(Skip("skipped", why, binding))
             value = srcip if subject == "srcip" else user if subject == "user" else None
             for host, why in hosts:
                 key = make_key(binding.command.name, host, value)
-                if subject == "srcip" and addr is not None:
-                    reason = protection.reason(host, addr)
+                if subject == "srcip" and srcip is not None and protection.enabled:
+                    reason = protection.reason_text(host, srcip)
                     if reason is not None:
                         plan.skips.append(Skip("skipped", reason, binding, host, key))
                         continue
@@ -384,10 +460,27 @@ class Policy:
         if user_problem is not None and not any(s.reason == user_problem.reason for s in plan.skips):
             # The user name was not needed by any response, but it is still a possible attack: say so.
             plan.skips.append(Skip("refused", f"{user_problem.reason} (responses acting on srcip go ahead)"))
-        for key in best:
-            reported.add(key)
         plan.intents = list(best.values())
         return plan
+
+    def _check_srcip(self, raw: str) -> tuple[IPAddress | None, str | None, Skip | None]:
+        """The parsed address and the reason it is skipped or refused; cached, as attackers repeat."""
+        found = self._srcips.get(raw)
+        if found is not None:
+            return found
+        parsed = parse_srcip(raw)
+        addr = None if isinstance(parsed, Refusal) else parsed
+        rule = self.whitelist.match(strip_mapped(raw), addr)
+        problem: Skip | None = None
+        if rule is not None:
+            problem = Skip("skipped", f"srcip {raw!r} is whitelisted by {rule.describe()}")
+        elif isinstance(parsed, Refusal):
+            problem = Skip("refused", str(parsed))
+        if len(self._srcips) >= _SRCIP_CACHE_LIMIT:
+            self._srcips.clear()
+        text = str(addr) if addr is not None and problem is None else None
+        self._srcips[raw] = (addr, text, problem)
+        return addr, text, problem
 
     def _why_unbound(self, facts: AlertFacts) -> str:
         if facts.level <= 0:
@@ -398,7 +491,7 @@ class Policy:
             return "no enabled <active-response> block"
         return (
             f"no <active-response> is bound to rule {facts.rule_id} (level {facts.level}, "
-            f"groups {facts.group_string!r})"
+            f"groups {self.group_string(facts)!r})"
         )
 
 

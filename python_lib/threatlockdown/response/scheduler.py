@@ -7,7 +7,6 @@ Refreshing a key pushes its new expiry; the old heap entry is recognised as stal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import time
@@ -28,21 +27,23 @@ class ExpiryScheduler:
         self._clock = clock
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
-        self._wake = asyncio.Event()
+        # The sleep of run(): a plain future that a timer or an earlier new expiry completes. (Not
+        # wait_for on an Event: in Python 3.11 that could leave the task hanging when cancelled.)
+        self._sleep: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def schedule(self, key: str, expires: float) -> None:
         if not self._heap or expires < self._heap[0][0]:
-            self._wake.set()  # a new earliest expiry: the sleeping loop must look again
+            self._wake()  # a new earliest expiry: the sleeping loop must look again
         heapq.heappush(self._heap, (expires, next(self._seq), key))
 
     def rebuild(self, items: Iterable[tuple[str, float]]) -> None:
         """Replace the heap with exactly ``items`` (drops stale entries left by refreshes)."""
         self._heap = [(expires, next(self._seq), key) for key, expires in items]
         heapq.heapify(self._heap)
-        self._wake.set()
+        self._wake()
 
     def next_expiry(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -63,6 +64,16 @@ class ExpiryScheduler:
                 continue
             nxt = self.next_expiry()
             delay = MAX_SLEEP if nxt is None else max(0.0, min(MAX_SLEEP, nxt - self._clock()))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            loop = asyncio.get_running_loop()
+            sleep: asyncio.Future[None] = loop.create_future()
+            self._sleep = sleep
+            timer = loop.call_later(delay, self._wake)
+            try:
+                await sleep
+            finally:
+                timer.cancel()
+                self._sleep = None
+
+    def _wake(self) -> None:
+        if self._sleep is not None and not self._sleep.done():
+            self._sleep.set_result(None)

@@ -22,6 +22,7 @@ from .inventory import Inventory
 from .validate import IPAddress
 
 _IP_TIMEOUT = 5.0
+_NOTHING: Mapping[str, str] = {}
 _LOOPBACKS = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 
 
@@ -30,14 +31,28 @@ class SelfProtection:
     enabled: bool = True
     own: frozenset[IPAddress] = frozenset()
     per_host: Mapping[str, Mapping[IPAddress, str]] = field(default_factory=dict)
+    _own_text: frozenset[str] = field(init=False, repr=False, compare=False)
+    _host_text: Mapping[str, Mapping[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Canonical text forms: the engine has the srcip as text already, and hashing ipaddress objects
+        # runs Python code per lookup.
+        object.__setattr__(self, "_own_text", frozenset(str(a) for a in self.own))
+        object.__setattr__(
+            self, "_host_text", {h: {str(a): why for a, why in m.items()} for h, m in self.per_host.items()}
+        )
 
     def reason(self, host: str, addr: IPAddress) -> str | None:
         """Why ``addr`` must not be blocked on ``host``, or None."""
+        return self.reason_text(host, str(addr))
+
+    def reason_text(self, host: str, addr: str) -> str | None:
+        """``reason`` for an address already in canonical text form (``str(ip_address(...))``)."""
         if not self.enabled:
             return None
-        if addr in self.own:
+        if addr in self._own_text:
             return f"self-protection: {addr} is an address of this manager"
-        why = self.per_host.get(host, {}).get(addr)
+        why = self._host_text.get(host, _NOTHING).get(addr)
         if why is not None:
             return f"self-protection: {addr} is {why}"
         return None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 Phase = Literal["adding", "active", "reverting"]
 SCHEMA_VERSION = 1
 
@@ -298,7 +300,7 @@ class StateStore:
         self._pending.upserts[entry.key] = entry
         self._pending.deletes.discard(entry.key)
         if alert is not None:
-            self._pending.alerts[entry.key] = json.dumps(alert, ensure_ascii=False, default=str)
+            self._pending.alerts[entry.key] = orjson.dumps(alert, default=str).decode()
 
     def touch(self, entry: Entry) -> None:
         self._pending.upserts[entry.key] = entry
@@ -331,7 +333,7 @@ class StateStore:
                 command,
                 host,
                 subject,
-                json.dumps(detail, ensure_ascii=False, default=str),
+                orjson.dumps(detail, default=str).decode(),
             )
         )
 
