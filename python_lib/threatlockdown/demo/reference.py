@@ -8,6 +8,7 @@ attacker's TCP connects to web1:22 then fail until the timeout, when the manager
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import tempfile
 import time
@@ -90,6 +91,16 @@ def _agent_connected(lab: Lab, host: str) -> bool:
         return False
 
 
+def _save_logs(lab: Lab, scratch: Path) -> None:
+    """Copy the manager's logs out of the lab before it goes (its files live on the lab's tmpfs)."""
+    try:
+        logs = lab.host_path("manager", f"{HOME}/logs")
+        if logs.is_dir():
+            shutil.copytree(logs, scratch / "manager-logs", dirs_exist_ok=True)
+    except (LabError, OSError):
+        pass  # the lab never came up: nothing to keep
+
+
 def run(options: DemoOptions) -> int:
     """The whole main job; 0 when every step held."""
     timeline = Timeline()
@@ -107,6 +118,7 @@ def run(options: DemoOptions) -> int:
         first, *rest = (str(exc) or type(exc).__name__).splitlines()
         timeline.fail(first, rest[-30:])
     finally:
+        _save_logs(lab, scratch)
         if options.keep:
             timeline.note(
                 f"lab {options.lab_name} left up (--keep); `tld lab down --name {options.lab_name}`"
