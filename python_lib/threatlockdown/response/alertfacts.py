@@ -23,7 +23,7 @@ class AlertShapeError(ValueError):
     """The object is not an alert the engine can use (no rule, wrong types)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per alert; a frozen dataclass costs several times more to build
 class AlertFacts:
     alert: Mapping[str, Any]
     rule_id: int
@@ -36,7 +36,6 @@ class AlertFacts:
     dstuser: str | None
     agent_id: str
     agent_name: str
-    agent_ip: str
     manager_name: str
     alert_id: str
     decoder: str
@@ -111,20 +110,26 @@ def facts_from_alert(
     data = _obj(alert.get("data"))
     agent = _obj(alert.get("agent"))
     decoder = _obj(alert.get("decoder"))
+    srcip = data.get("srcip")
+    dstuser = data.get("dstuser")
+    agent_id = agent.get("id")
+    agent_name = agent.get("name")
+    alert_id = alert.get("id")
+    parent = decoder.get("parent") or decoder.get("name")
     return AlertFacts(
         alert=alert,
         rule_id=int(rule_id_text),
         level=level,
         group_string=group_string,
         no_ar=no_ar,
-        srcip=_text(data.get("srcip")),
-        dstuser=_text(data.get("dstuser")),
-        agent_id=_text(agent.get("id")) or MANAGER_AGENT_ID,
-        agent_name=_text(agent.get("name")) or "",
-        agent_ip=_text(agent.get("ip")) or "",
+        # Strings are the rule in alerts.json: test the type inline, call _text only otherwise.
+        srcip=srcip if type(srcip) is str else _text(srcip),
+        dstuser=dstuser if type(dstuser) is str or dstuser is None else _text(dstuser),
+        agent_id=(agent_id if type(agent_id) is str else _text(agent_id)) or MANAGER_AGENT_ID,
+        agent_name=(agent_name if type(agent_name) is str else _text(agent_name)) or "",
         manager_name=_text(_obj(alert.get("manager")).get("name")) or "",
-        alert_id=_text(alert.get("id")) or "",
-        decoder=_text(decoder.get("parent")) or _text(decoder.get("name")) or "",
+        alert_id=(alert_id if type(alert_id) is str else _text(alert_id)) or "",
+        decoder=(parent if type(parent) is str else _text(parent)) or "",
     )
 
 

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import orjson
+
 from ..config.model import Command
 from .executor import Action, Batch, Executor, ItemResult, ResponseItem
 
@@ -29,9 +31,21 @@ class Job:
 
     action: Action
     command: Command
-    item: ResponseItem
+    key: str
+    host: str
+    srcip: str | None
+    user: str | None
+    timeout: int
+    extra_args: tuple[str, ...]
+    # The triggering alert as JSON text: a queue of thousands of jobs holding alert dicts would weigh
+    # several times more. Decoded when the job goes into a batch.
+    alert_json: str
     stateful: bool = True  # recorded in the state (False: a one-shot command without timeout_allowed)
     attempt: int = 1
+
+    def item(self) -> ResponseItem:
+        alert = orjson.loads(self.alert_json) if self.alert_json else {}
+        return ResponseItem(self.key, self.host, self.srcip, self.user, self.timeout, alert, self.extra_args)
 
 
 ResultHandler = Callable[[Batch, list[tuple[Job, ItemResult]]], Awaitable[None]]
@@ -178,7 +192,7 @@ class Dispatcher:
                     command=command.name,
                     executable=command.executable,
                     action=action,
-                    items=tuple(j.item for j in chunk),
+                    items=tuple(j.item() for j in chunk),
                 )
                 await self._slots.acquire()  # all slots busy: stop taking from the queue (back-pressure)
                 task = asyncio.create_task(self._execute(batch, chunk), name=f"tld-ar-{batch.batch_id}")
@@ -213,8 +227,8 @@ class Dispatcher:
         by_key = {(r.key, r.host): r for r in results}
         pairs = []
         for job in jobs:
-            result = by_key.get((job.item.key, job.item.host)) or ItemResult(
-                job.item.key, job.item.host, "failed", message="the executor gave no result for this item"
+            result = by_key.get((job.key, job.host)) or ItemResult(
+                job.key, job.host, "failed", message="the executor gave no result for this item"
             )
             pairs.append((job, result))
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -22,13 +23,13 @@ from .alertfacts import AlertFacts, AlertShapeError, facts_from_alert
 from .audit import AuditLog
 from .decisions import Decision, decision_of, preview, simulate_plan, skip_decision
 from .dispatch import Dispatcher, Job
-from .executor import Batch, Executor, ItemResult, ResponseItem
+from .executor import Action, Batch, Executor, ItemResult
 from .inventory import Inventory
 from .policy import IMPLICIT_LOCALHOST, Intent, Policy, make_key, subject_of
 from .scheduler import ExpiryScheduler
 from .selfprotect import SelfProtection
 from .settings import ResponseSettings
-from .state import Entry, StateStore
+from .state import Entry, StateStore, alert_json
 from .timeouts import first_expiry, retry_delay
 from .validate import Refusal, check_user, parse_srcip
 
@@ -133,7 +134,7 @@ class ResponseEngine:
                 readded += 1
                 entry.busy = True
                 self._record(entry, "resumed", reason="add not confirmed before the last stop: run again")
-                await self._submit_add(entry, self.state.alert_of(entry.key))
+                await self._submit_add(entry, self.state.alert_text_of(entry.key))
             elif entry.phase == "reverting":
                 entry.busy = True
                 await self._submit_delete(entry, attempt=1)
@@ -287,10 +288,11 @@ class ResponseEngine:
         self.counts[p.outcome] += 1
         self._audit_decision(d, facts)
         if p.outcome == "run":
-            item = ResponseItem(
-                intent.key, intent.host, intent.srcip, intent.user, 0, facts.alert, b.command.extra_args
-            )
-            await self.dispatcher.submit(Job("add", b.command, item, stateful=False))
+            job = Job(
+                "add", b.command, intent.key, intent.host, intent.srcip, intent.user, 0,
+                b.command.extra_args, alert_json(facts.alert), stateful=False,
+            )  # fmt: skip
+            await self.dispatcher.submit(job)
             return d
         self.state.set_offender(intent.key, p.offence, now)
         if entry is None:
@@ -307,12 +309,13 @@ class ResponseEngine:
                 offences=p.offence,
                 phase="adding",
                 ar_name=b.name,
-                rule_id=str(facts.rule_id),
+                rule_id=sys.intern(str(facts.rule_id)),  # one string per rule, not per response
                 alert_id=facts.alert_id or None,
                 extra_args=b.command.extra_args,
                 busy=True,
             )
-            self.state.put(entry, facts.alert)
+            text = alert_json(facts.alert)
+            self.state.put(entry, text)
             self.state.record(
                 "triggered",
                 entry.key,
@@ -327,24 +330,16 @@ class ResponseEngine:
             )
             if p.expires is not None:
                 self.scheduler.schedule(entry.key, p.expires)
-            await self._submit_add(entry, facts.alert)
+            await self._submit_add(entry, text)
             return d
         changed = p.expires != entry.expires
         entry.expires = p.expires
         entry.timeout = p.timeout
         entry.offences = p.offence
         self.state.touch(entry)
-        self.state.record(
-            "refreshed" if p.outcome == "refresh" else "readded",
-            entry.key,
-            entry.command,
-            entry.host,
-            entry.subject,
-            rule_id=str(facts.rule_id),
-            alert_id=facts.alert_id or None,
-            expires=p.expires,
-            offences=p.offence,
-        )
+        if p.outcome == "readd":
+            self._record(entry, "readded", rule_id=str(facts.rule_id), alert_id=facts.alert_id or None)
+        # A refresh is in the JSON audit, not a history row: an attack refreshes thousands of times.
         if p.outcome == "readd":
             if entry.busy:
                 entry.readd = True  # the delete is running: apply again once it is done
@@ -402,22 +397,20 @@ class ResponseEngine:
             )
         return self._commands[k]
 
-    def _item(self, entry: Entry, alert: Mapping[str, Any]) -> ResponseItem:
+    def _job(self, action: Action, entry: Entry, alert: str, attempt: int = 1) -> Job:
         timeout = max(0, int(entry.expires - self.clock())) if entry.expires is not None else 0
-        return ResponseItem(entry.key, entry.host, entry.srcip, entry.user, timeout, alert, entry.extra_args)
+        return Job(
+            action, self._command(entry), entry.key, entry.host, entry.srcip, entry.user, timeout,
+            entry.extra_args, alert, attempt=attempt,
+        )  # fmt: skip
 
-    async def _submit_add(self, entry: Entry, alert: Mapping[str, Any], attempt: int = 1) -> None:
+    async def _submit_add(self, entry: Entry, alert: str) -> None:
         entry.busy = True
-        await self.dispatcher.submit(
-            Job("add", self._command(entry), self._item(entry, alert), attempt=attempt)
-        )
+        await self.dispatcher.submit(self._job("add", entry, alert))
 
     async def _submit_delete(self, entry: Entry, attempt: int) -> None:
         entry.busy = True
-        job = Job(
-            "delete", self._command(entry), self._item(entry, self.state.alert_of(entry.key)), attempt=attempt
-        )
-        await self.dispatcher.submit(job)
+        await self.dispatcher.submit(self._job("delete", entry, self.state.alert_text_of(entry.key), attempt))
 
     async def _revert(self, entry: Entry, reason: str) -> None:
         """Start reverting ``entry`` now (or once its running action is done)."""
@@ -452,7 +445,7 @@ class ResponseEngine:
             if entry.expires is not None:
                 self.scheduler.schedule(entry.key, entry.expires)
         self.state.touch(entry)
-        await self._submit_add(entry, self.state.alert_of(entry.key))
+        await self._submit_add(entry, self.state.alert_text_of(entry.key))
 
     def _record(self, entry: Entry, event: str, **detail: Any) -> None:
         self.state.record(event, entry.key, entry.command, entry.host, entry.subject, **detail)
@@ -477,19 +470,22 @@ class ResponseEngine:
         self.state.flush()
 
     async def _on_results(self, batch: Batch, pairs: list[tuple[Job, ItemResult]]) -> None:
+        alerts = {(i.key, i.host): i.alert for i in batch.items}
         for job, result in pairs:
+            alert = alerts.get((job.key, job.host), {})
             if not job.stateful:
-                self._one_shot_result(batch, job, result)
+                self._one_shot_result(batch, job, result, alert)
                 continue
-            entry = self.state.active.get(job.item.key)
+            entry = self.state.active.get(job.key)
             if entry is None:
                 # Forgotten by an operator while running: report what happened, change nothing.
-                self._audit_result(batch, job, result, note="no longer in the state")
+                self._audit_result(batch, job, result, alert, note="no longer in the state")
                 continue
             entry.attempts = job.attempt
             entry.last_result = result.status
             entry.last_message = result.message or None
             entry.last_attempt = self.clock()
+            self._audit_result(batch, job, result, alert)
             if batch.action == "add":
                 await self._add_result(batch, job, result, entry)
             else:
@@ -499,8 +495,10 @@ class ResponseEngine:
         self.state.flush()
         self.audit.flush()
 
-    def _audit_result(self, batch: Batch, job: Job, result: ItemResult, note: str | None = None) -> None:
-        item = job.item
+    def _audit_result(
+        self, batch: Batch, job: Job, result: ItemResult, alert: Mapping[str, Any], note: str | None = None
+    ) -> None:
+        item = job
         event = {"ok": "executed", "skipped": "not_applied"}.get(result.status, "failed")
         if batch.action == "delete" and result.status in ("ok", "skipped"):
             event = "reverted"
@@ -524,7 +522,7 @@ class ResponseEngine:
                 action=batch.action,
                 executable=batch.executable,
                 extra_args=item.extra_args,
-                alert=item.alert,
+                alert=alert,
                 target=item.host,
             )
         elif result.status in ("failed", "unreachable"):
@@ -538,14 +536,14 @@ class ResponseEngine:
             )
         self.counts[f"{batch.action}_{result.status}"] += 1
 
-    def _one_shot_result(self, batch: Batch, job: Job, result: ItemResult) -> None:
-        self._audit_result(batch, job, result)
+    def _one_shot_result(self, batch: Batch, job: Job, result: ItemResult, alert: Mapping[str, Any]) -> None:
+        self._audit_result(batch, job, result, alert)
         self.state.record(
             "executed" if result.status == "ok" else "failed",
-            job.item.key,
+            job.key,
             batch.command,
-            job.item.host,
-            job.item.srcip or job.item.user,
+            job.host,
+            job.srcip or job.user,
             action=batch.action,
             status=result.status,
             attempt=job.attempt,
@@ -559,8 +557,8 @@ class ResponseEngine:
         self.audit.decision(
             "retry",
             action=batch.action,
-            key=job.item.key,
-            target=job.item.host,
+            key=job.key,
+            target=job.host,
             attempt=job.attempt + 1,
             delay=delay,
         )
@@ -568,7 +566,6 @@ class ResponseEngine:
         self.dispatcher.retry_later(job, delay)
 
     async def _add_result(self, batch: Batch, job: Job, result: ItemResult, entry: Entry) -> None:
-        self._audit_result(batch, job, result)
         status = result.status
         if status == "failed":
             entry.applied = True  # it may have half-applied: revert it later to be sure
@@ -615,7 +612,6 @@ class ResponseEngine:
             await self._revert(entry, reason="timeout expired while the add was running")
 
     async def _delete_result(self, batch: Batch, job: Job, result: ItemResult, entry: Entry) -> None:
-        self._audit_result(batch, job, result)
         if result.status in ("ok", "skipped"):
             entry.busy = False
             self._record(entry, "reverted", attempt=job.attempt, status=result.status)
@@ -743,7 +739,7 @@ class ResponseEngine:
         self.audit.decision("manual_block", key=key, command=cmd.name, target=host, timeout=timeout)
         if entry.expires is not None:
             self.scheduler.schedule(key, entry.expires)
-        await self._submit_add(entry, alert)
+        await self._submit_add(entry, alert_json(alert))
         return {"ok": True, "key": key, "outcome": "add", "expires": entry.expires}
 
     async def unblock(

@@ -59,7 +59,8 @@ SRCIP_EXECUTABLES = frozenset(
 )
 USER_EXECUTABLES = frozenset(("disable-account",))
 _BOUND_CACHE_LIMIT = 10_000
-_SRCIP_CACHE_LIMIT = 100_000
+# Enough for the attackers active at one time; a wave of more distinct addresses only costs recomputing.
+_SRCIP_CACHE_LIMIT = 20_000
 
 
 def subject_of(command: Command) -> Subject:
@@ -99,7 +100,7 @@ class Binding:
         r = self.response
         return f"{r.path}:{r.line}" if r.line else r.path
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """Wazuh's name for the response, e.g. ``firewall-drop600``."""
         return self.response.name
@@ -241,10 +242,11 @@ class Policy:
         self._groups[facts.rule_id] = (raw, text)
         return text
 
-    def bound(self, facts: AlertFacts) -> tuple[Binding, ...]:
+    def bound(self, facts: AlertFacts, groups: str | None = None) -> tuple[Binding, ...]:
+        """The bindings of the alert's rule; ``groups``: its group string, if already known."""
         if facts.level <= 0 or facts.no_ar:
             return ()
-        cache_key = (facts.rule_id, facts.level, self.group_string(facts))
+        cache_key = (facts.rule_id, facts.level, groups if groups is not None else self.group_string(facts))
         found = self._cache.get(cache_key)
         if found is None:
             groups = cache_key[2]
@@ -356,13 +358,14 @@ class Policy:
         if inventory is not self._plan_inventory or protection is not self._plan_protection:
             self._plans.clear()
             self._plan_inventory, self._plan_protection = inventory, protection
-        bindings = self.bound(facts)
+        groups = self.group_string(facts)
+        bindings = self.bound(facts, groups)
         if not bindings:
             return AlertPlan(facts, bindings, unbound=self._why_unbound(facts))
         key = (
             facts.rule_id,
             facts.level,
-            self.group_string(facts),
+            groups,
             facts.agent_id,
             facts.agent_name,
             facts.manager_name,

@@ -90,6 +90,11 @@ class StateError(Exception):
     pass
 
 
+def alert_json(alert: Any) -> str:
+    """An alert as compact JSON text, as it is stored and queued."""
+    return orjson.dumps(alert, default=str).decode()
+
+
 @dataclass(slots=True, eq=False)
 class Entry:
     """One active response. The triggering alert lives only in the file (``StateStore.alert_of``)."""
@@ -295,12 +300,12 @@ class StateStore:
     # -- changes (written at the next flush) ---------------------------------------------------------
 
     def put(self, entry: Entry, alert: Any = None) -> None:
-        """Record ``entry`` (new or changed); ``alert`` is stored with a new row."""
+        """Record ``entry`` (new or changed); ``alert`` (dict or JSON text) is stored with a new row."""
         self.active[entry.key] = entry
         self._pending.upserts[entry.key] = entry
         self._pending.deletes.discard(entry.key)
         if alert is not None:
-            self._pending.alerts[entry.key] = orjson.dumps(alert, default=str).decode()
+            self._pending.alerts[entry.key] = alert if isinstance(alert, str) else alert_json(alert)
 
     def touch(self, entry: Entry) -> None:
         self._pending.upserts[entry.key] = entry
@@ -390,14 +395,17 @@ class StateStore:
 
     # -- reads ---------------------------------------------------------------------------------------
 
-    def alert_of(self, key: str) -> dict[str, Any]:
+    def alert_text_of(self, key: str) -> str:
+        """The stored alert of ``key`` as JSON text ("" when there is none)."""
         pending = self._pending.alerts.get(key)
         if pending is not None:
-            return dict(json.loads(pending))
+            return pending
         row = self.conn.execute("SELECT alert FROM active WHERE key = ?", (key,)).fetchone()
-        if row is None or row["alert"] is None:
-            return {}
-        value = json.loads(row["alert"])
+        return str(row["alert"]) if row is not None and row["alert"] is not None else ""
+
+    def alert_of(self, key: str) -> dict[str, Any]:
+        text = self.alert_text_of(key)
+        value = json.loads(text) if text else {}
         return value if isinstance(value, dict) else {}
 
     def purge(self, *, history_before: float, offenders_before: float | None) -> None:
