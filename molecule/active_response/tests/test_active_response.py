@@ -143,8 +143,13 @@ def test_reference_case_block_then_release(host: Any, lab: Lab) -> None:
         and "web1" in json.dumps(active)
         and "firewall-drop" in json.dumps(active)
     )
-    ar_log = host.file(f"{HOME}/logs/active-responses.log").content_string
-    assert any(attacker in line and "firewall-drop" in line for line in ar_log.splitlines())
+    # The audit line is written when the run's results come back, a moment after the set changed.
+    ar_log = lab.host_path("manager", f"{HOME}/logs/active-responses.log")
+    _wait(
+        "firewall-drop line in active-responses.log",
+        lambda: any(attacker in line and "firewall-drop" in line for line in ar_log.read_text().splitlines()),
+        15,
+    )
 
     # The whitelisted client makes the same mistake: alert, but no block, and it still connects.
     _ssh_as_unknown_user(lab, "client", user + "c")
