@@ -23,6 +23,7 @@ from .executor import Executor, InProcessExecutor
 from .inventory import Inventory, empty_inventory, load_inventory
 from .selfprotect import SelfProtection, build_self_protection
 from .settings import ResponseSettings, read_settings
+from .state import StateError
 
 STATE_FILE = Path("queue") / "active-response" / "state.db"
 SETTINGS_FILE = Path("etc") / "response.xml"
@@ -162,18 +163,21 @@ async def build_engine(
     for warning in parts.warnings:
         log.warning("%s", warning)
     protection = await asyncio.to_thread(protection_for, parts, log)
-    return ResponseEngine(
-        config=parts.config,
-        settings=parts.settings,
-        inventory=parts.inventory,
-        executor=executor,
-        paths=layout.paths(),
-        protection=protection,
-        agents=parts.agents,
-        manager_mode=manager_mode,
-        logger=log,
-        clock=clock or time.time,
-    )
+    try:
+        return ResponseEngine(
+            config=parts.config,
+            settings=parts.settings,
+            inventory=parts.inventory,
+            executor=executor,
+            paths=layout.paths(),
+            protection=protection,
+            agents=parts.agents,
+            manager_mode=manager_mode,
+            logger=log,
+            clock=clock or time.time,
+        )
+    except StateError as exc:  # reported like a configuration error: file and reason, no traceback
+        raise SourceErrors([SourceError(str(layout.state), None, None, str(exc))]) from None
 
 
 async def offline_engine(layout: ResponseLayout, parts: EngineParts) -> ResponseEngine:
