@@ -63,14 +63,14 @@ def preview(
 
 def reason_of(outcome: Outcome, intent: Intent, p: Preview) -> str:
     b = intent.binding
+    if outcome == "refresh":  # most decisions of an attack: the text is built once per intent
+        return intent.refresh_reason
     lasts = (
         f"for {p.timeout} s" if p.timeout else "until reverted" if b.stateful else "once (no timeout_allowed)"
     )
     offence = f", offence {p.offence}" if p.offence > 1 else ""
     if outcome == "add":
         return f"{intent.why}: {b.command.name} {lasts}{offence}"
-    if outcome == "refresh":
-        return f"{intent.why}: already active; expiry extended, not executed again (Wazuh's abort){offence}"
     if outcome == "readd":
         return f"{intent.why}: being reverted; applied again {lasts}{offence}"
     return f"{intent.why}: {b.command.name} runs once (the command has no timeout_allowed)"

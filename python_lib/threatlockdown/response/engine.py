@@ -467,7 +467,7 @@ class ResponseEngine:
     def _before_run(self, batch: Batch, jobs: list[Job]) -> None:
         # Write-ahead: the row of everything about to run is on disk first, so a crash cannot leave a
         # block that nobody knows about.
-        self.state.flush()
+        self.state.flush_keys(job.key for job in jobs)
 
     async def _on_results(self, batch: Batch, pairs: list[tuple[Job, ItemResult]]) -> None:
         alerts = {(i.key, i.host): i.alert for i in batch.items}

@@ -135,6 +135,13 @@ class Intent:
     key: str
     srcip: str | None
     user: str | None
+    # Built once: intents are cached with the plan, and a refresh is the most frequent decision.
+    refresh_reason: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refresh_reason = (
+            f"{self.why}: already active; expiry extended, not executed again (Wazuh's abort)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,7 @@ class Policy:
         rule = facts.alert.get("rule")
         if not isinstance(rule, Mapping):
             return ""
-        raw = tuple([rule.get(k) for k in GROUP_KEYS])
+        raw = tuple(map(rule.get, GROUP_KEYS))
         cached = self._groups.get(facts.rule_id)
         if cached is not None and cached[0] == raw:
             return cached[1]
@@ -379,8 +386,8 @@ class Policy:
             if len(self._plans) >= _SRCIP_CACHE_LIMIT:
                 self._plans.clear()
             cached = self._plans[key] = (fresh.intents, fresh.skips)
-        # Lists copied: callers may add to them; Intent and Skip objects are shared and never changed.
-        return AlertPlan(facts, bindings, list(cached[0]), list(cached[1]))
+        # The lists and their Intent and Skip objects are shared between alerts: never changed.
+        return AlertPlan(facts, bindings, cached[0], cached[1])
 
     def _plan(
         self,

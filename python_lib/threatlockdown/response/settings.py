@@ -43,7 +43,7 @@ class ResponseSettings:
     revert_on_stop: bool = False  # a graceful stop reverts every active response
     manager_host: str | None = None  # inventory host of the manager (location "server")
     inventory: str | None = None  # default HOME/etc/inventory.yml
-    flush_interval: float = 0.5  # longest time a refresh stays only in memory
+    flush_interval: float = 1.0  # longest time a refresh stays only in memory
     history_days: int = 30  # history rows older than this are purged
     inventory_timeout: float = 60.0  # seconds ansible-inventory may take
 

@@ -352,6 +352,27 @@ class StateStore:
         if not p:
             return
         self._pending = _Pending()
+        self._write(p)
+
+    def flush_keys(self, keys: Iterable[str]) -> None:
+        """Write the pending rows of ``keys`` only: what must be on disk before their actions run.
+        (A full flush per batch would rewrite every refreshed row several times a second.)"""
+        part = _Pending()
+        p = self._pending
+        for key in keys:
+            entry = p.upserts.pop(key, None)
+            if entry is not None:
+                part.upserts[key] = entry
+                alert = p.alerts.pop(key, None)
+                if alert is not None:
+                    part.alerts[key] = alert
+            if key in p.deletes:
+                p.deletes.discard(key)
+                part.deletes.add(key)
+        if part:
+            self._write(part)  # on failure it puts ``part`` back under what is pending
+
+    def _write(self, p: _Pending) -> None:
         cur = self.conn.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE")
@@ -390,8 +411,18 @@ class StateStore:
         except sqlite3.Error:
             if self.conn.in_transaction:
                 cur.execute("ROLLBACK")
-            self._pending = p  # nothing was written: keep it all for the next attempt
+            self._restore(p)  # nothing was written: keep it all for the next attempt
             raise
+
+    def _restore(self, p: _Pending) -> None:
+        """Put ``p`` back under what is pending now (newer changes of a key win)."""
+        now = self._pending
+        p.upserts.update(now.upserts)
+        p.alerts.update(now.alerts)
+        p.deletes = (p.deletes - set(now.upserts)) | now.deletes
+        p.offenders.update(now.offenders)
+        p.history.extend(now.history)
+        self._pending = p
 
     # -- reads ---------------------------------------------------------------------------------------
 
