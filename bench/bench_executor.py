@@ -379,7 +379,20 @@ async def measure_burst(
         delay = started + spread * k / count - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        await dispatcher.submit(Job("add", command, item(hosts[k % len(hosts)], address)))
+        one = item(hosts[k % len(hosts)], address)
+        await dispatcher.submit(
+            Job(
+                "add",
+                command,
+                one.key,
+                one.host,
+                one.srcip,
+                one.user,
+                one.timeout,
+                one.extra_args,
+                json.dumps(dict(one.alert)),
+            )
+        )
     submitted = time.monotonic() - started
     blocked = await asyncio.to_thread(watcher.wait_for, addresses, 120.0)
     deadline = time.monotonic() + 120.0
