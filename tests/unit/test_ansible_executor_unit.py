@@ -337,7 +337,7 @@ def test_close_cancels_running_work(workdir: Path) -> None:
     assert results[0].status == "failed" and "canceled" in results[0].message
     assert after[0].status == "failed" and "closed" in after[0].message
     assert wait_until_gone(time.monotonic() + 5) == []
-    assert not (workdir / "q" / "ansible-warm.sock").exists()
+    assert not (workdir / "q" / "ansible-warm" / "server.sock").exists()
 
 
 @pytest.mark.slow
@@ -370,6 +370,21 @@ def test_warm_server_is_restarted_when_it_died(workdir: Path) -> None:
     process.wait()
     [results] = run(execute_and_close(executor, record_batch(workdir)))
     assert all(r.status == "ok" for r in results)
+
+
+def test_queue_directory_may_be_group_readable(workdir: Path) -> None:
+    """The manager role creates HOME/queue 0750; the socket directories inside are the private ones."""
+    settings = make_settings(workdir)
+    settings.queue_dir.mkdir(mode=0o750)
+    settings.queue_dir.chmod(0o750)
+    executor = AnsibleRunnerExecutor(settings)
+    try:
+        executor.start()
+        warm = executor._warm
+        assert warm is not None and warm.running
+        assert settings.warm_socket.parent != settings.queue_dir
+    finally:
+        asyncio.run(executor.close())
 
 
 def test_socket_paths_stay_short_under_a_long_home(workdir: Path) -> None:

@@ -62,7 +62,9 @@ def default_collections_paths() -> tuple[Path, ...]:
 @dataclass(frozen=True, kw_only=True)
 class AnsibleExecutorSettings:
     """How responses run. Paths under ``queue_dir``: ``runs/`` (kept run directories), ``ssh-cp/``
-    (SSH control sockets shared by all runs), ``ansible-warm.sock`` (the warm server)."""
+    (SSH control sockets shared by all runs), ``ansible-warm/server.sock`` (the warm server). The socket
+    directories are created 0700 and must stay so; ``queue_dir`` itself may be more open (the manager role
+    makes it 0750)."""
 
     inventory: tuple[str, ...]  # inventory sources: files, directories, scripts or plugin configs
     queue_dir: Path
@@ -109,10 +111,11 @@ class AnsibleExecutorSettings:
 
     @property
     def warm_socket(self) -> Path:
-        default = self.queue_dir / "ansible-warm.sock"
+        """In a directory of its own: the socket runs playbooks, so its directory must be private."""
+        default = self.queue_dir / "ansible-warm" / "server.sock"
         if len(str(default).encode()) <= MAX_SOCKET_PATH:
             return default
-        return short_private_dir(self.queue_dir, "warm") / "ansible-warm.sock"
+        return short_private_dir(self.queue_dir, "warm") / "server.sock"
 
     def problems(self) -> list[str]:
         """What makes these settings unusable, each naming the setting."""
