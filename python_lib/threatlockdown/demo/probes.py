@@ -64,8 +64,12 @@ def drop_entry(lab: Lab, host: str, address: str) -> DropEntry | None:
     listed = lab.exec(host, ["nft", "list", "set", *NFT_SET4], timeout=10)
     if listed.returncode != 0:
         return None
-    for chunk in listed.stdout.replace("\n", " ").split(","):
-        words = chunk.replace("{", " ").replace("}", " ").replace("elements =", " ").split()
+    # Only what follows "elements = {" lists addresses ("flags interval,timeout" has commas too).
+    _, found, elements = listed.stdout.partition("elements = {")
+    if not found:
+        return None
+    for chunk in elements.split("}", 1)[0].replace("\n", " ").split(","):
+        words = chunk.split()
         if words and words[0] == address:
             return DropEntry(host, " ".join(words))
     return None
