@@ -14,8 +14,10 @@ echo "== pytest"
 pytest -q -p no:cacheprovider "$@"
 
 # The Molecule scenarios build network-namespace hosts: root only. They share the wheelhouse cache
-# (.cache/) that the first one builds. TLD_SKIP_MOLECULE=1 skips them (quick local runs).
-if [ "$(id -u)" = 0 ] && [ -z "${TLD_SKIP_MOLECULE:-}" ]; then
+# (.cache/) that the first one builds. For now they are opt-in (TLD_MOLECULE=1): under load they take
+# 5-13 min each and their wheelhouse build still depends on the package index; making them part of
+# every run is open work (issue 6).
+if [ "$(id -u)" = 0 ] && [ -n "${TLD_MOLECULE:-}" ]; then
   passed=0 failed=0
   for scenario in manager agent active_response; do
     echo "== molecule test -s $scenario"
@@ -29,5 +31,5 @@ if [ "$(id -u)" = 0 ] && [ -z "${TLD_SKIP_MOLECULE:-}" ]; then
   echo "molecule: $passed passed, $failed failed"
   [ "$failed" = 0 ]
 else
-  echo "== molecule: skipped (needs root; TLD_SKIP_MOLECULE=${TLD_SKIP_MOLECULE:-})"
+  echo "== molecule: not run (set TLD_MOLECULE=1, as root, to run the manager, agent and active_response scenarios)"
 fi
