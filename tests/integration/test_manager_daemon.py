@@ -253,10 +253,13 @@ def test_sigkill_under_a_steady_stream_analyses_every_line_exactly_once(
     manager = Manager(home).start()
     managers.append(manager)
     count = 4000
-    writer = Writer(log, count, rate=1000)
+    writer = Writer(log, count, rate=500)  # an 8 s stream: long enough for two kills inside it
     writer.start()
     for _ in range(2):
-        time.sleep(1.0)
+        # Kill only once this manager is analysing (start-up can take over a second on a loaded machine),
+        # so the kill lands in the stream, where batches are being written.
+        before = len(alert_seqs(home))
+        wait_for(lambda b=before: len(alert_seqs(home)) > b + 50, 30, "the manager analysing the stream")
         manager.kill()  # mid-batch: alerts may be half written, positions not yet saved
         time.sleep(0.3)
         manager = Manager(home).start()
