@@ -20,7 +20,7 @@ from threatlockdown.analysis.linememo import MAX_MESSAGE_CHARS
 from threatlockdown.analysis.session import AgentInfo, AnalysisSession
 from threatlockdown.ruleset.event import Event
 from threatlockdown.ruleset.loader import Ruleset, RulesetSources, load_ruleset
-from threatlockdown.ruleset.predecoder import predecode, predecode_event
+from threatlockdown.ruleset.predecoder import bsd_header, predecode, predecode_event
 from threatlockdown.ruleset.siblings import SiblingIndex
 
 DECODERS = """
@@ -160,31 +160,40 @@ def _tmp(factory: pytest.TempPathFactory) -> Path:
 
 
 def test_memo_hits_repeated_messages_and_keeps_their_context_rules_live(tmp_path: Path) -> None:
-    session = AnalysisSession(load(tmp_path), manager_name="mgr")
+    ruleset = load(tmp_path)
+    decoded: list[str] = []
+    decode = ruleset.decoders.decode
+
+    def counting_decode(event: Event, lowered: str | None = None) -> None:
+        decoded.append(event.log)
+        decode(event, lowered)
+
+    ruleset.decoders.decode = counting_decode  # type: ignore[method-assign]
+    session = AnalysisSession(ruleset, manager_name="mgr")
     line = "Jan  6 10:00:00 {} prog: t: fail user=bob"
     first = session.process(line.format("db01"), "x")
     assert first.rule is not None and first.rule.id == "101"
     # Same message, other host: the memo gives the decoding, but 102 (<hostname>) is checked again.
     second = session.process(line.format("web01"), "x")
     assert second.rule is not None and second.rule.id == "102"
-    assert session.memo.hits == 1 and second.event.fields == {"dstuser": "bob"}
+    assert second.event.fields == {"dstuser": "bob"} and decoded == ["t: fail user=bob"]
     # The remembered fields are copied, never shared between events.
     assert second.event.fields is not first.event.fields
     # Memo hits still feed correlation memory: the second failure in the group completes 111.
     third = session.process(line.format("db01"), "x")
-    assert third.rule is not None and third.rule.id == "111" and session.memo.hits == 2
+    assert third.rule is not None and third.rule.id == "111" and len(decoded) == 1
 
 
 def test_memo_keeps_walks_that_read_only_the_message(tmp_path: Path) -> None:
     session = AnalysisSession(load(tmp_path), manager_name="mgr")
     session.process("Jan  6 10:00:00 h prog: t: quiet", "x")
     (kept,) = [session.memo.get("prog", "t: quiet")]
-    assert kept is not None and kept.walk is not None and kept.walk.final is not None
-    assert kept.walk.final.rule.sid == 108
+    assert kept is not None and kept.kept and kept.final is not None and kept.quiet
+    assert kept.final.rule.sid == 108
     # A walk that searched correlation memory (101 has frequency children) is not kept.
     session.process("Jan  6 10:00:00 h prog: t: fail srcip=10.1.2.3", "x")
     fail = session.memo.get("prog", "t: fail srcip=10.1.2.3")
-    assert fail is not None and fail.walk is None
+    assert fail is not None and not fail.kept and not fail.quiet
 
 
 def test_memo_is_bounded_and_keeps_messages_that_come_back(tmp_path: Path) -> None:
@@ -213,7 +222,7 @@ def test_quiet_repeats_skip_the_event_but_not_the_clock_or_the_alert_ids(tmp_pat
     expected = [(r.alert_id, r.epoch) for r in (full.process(line) for line in lines) if r.alert]
     fast = AnalysisSession(ruleset, manager_name="mgr", clock=ReplayClock(year=2025))
     got = [(r.alert_id, r.epoch) for r in (fast.process_alert(line) for line in lines) if r is not None]
-    assert got == expected and len(got) == 2 and fast.memo.hits == 1
+    assert got == expected and len(got) == 2
     assert got[0][1] == ReplayClock(year=2025).time_of("Jan  6 10:00:05")
 
 
@@ -238,6 +247,18 @@ _HEADERS = st.sampled_from(
 def test_predecode_event_equals_the_event_built_from_predecode(head: str, rest: str, location: str) -> None:
     line = head + rest
     assert predecode_event(line, location) == Event.from_predecoded(predecode(line), line, location)
+
+
+@settings(max_examples=400)
+@given(head=_HEADERS, rest=st.text(max_size=40))
+def test_bsd_header_gives_the_parts_predecode_gives(head: str, rest: str) -> None:
+    line = head + rest
+    parts = bsd_header(line)
+    if parts is None:
+        return
+    found = predecode(line)
+    assert parts == (found.timestamp, found.hostname, found.program_name, found.pid, found.log)
+    assert found.hostname_in_alert
 
 
 _MONTH = st.sampled_from(["Jan", "Feb", "dec", "Xyz"])

@@ -27,17 +27,29 @@ MAX_MESSAGE_CHARS = 1024
 class Outcome:
     """What one (program name, message) decoded to, and its walk when that can be reused."""
 
-    __slots__ = ("decoder_id", "decoder_name", "decoder_parent", "fields", "quiet", "walk")
+    __slots__ = (
+        "decoder_id",
+        "decoder_name",
+        "decoder_parent",
+        "fields",
+        "final",
+        "kept",
+        "parent_of_final",
+        "quiet",
+    )
 
-    def __init__(self, event: Event, walk: WalkResult | None) -> None:
+    def __init__(self, event: Event, walk: WalkResult) -> None:
         self.decoder_name = event.decoder_name
         self.decoder_parent = event.decoder_parent
         self.decoder_id = event.decoder_id
         # A private copy: the event's own dict goes on to alerts and correlation memory.
         self.fields = dict(event.fields) if event.fields else None
-        self.walk = walk  # None: the walk read more than the message and must run again
-        # The walk ends in no rule or in a level-0 rule: such an event changes no engine state.
-        self.quiet = walk is not None and (walk.final is None or walk.final.rule.level == 0)
+        # False: the walk read more than the message and must run again for every event.
+        self.kept = not walk.volatile
+        self.final = walk.final
+        self.parent_of_final = walk.parent_of_final
+        # The kept walk ends in no rule or in a level-0 rule: such an event changes no engine state.
+        self.quiet = self.kept and (walk.final is None or walk.final.rule.level == 0)
 
     def apply(self, event: Event) -> None:
         """Give ``event`` (fresh from the pre-decoder) the decoding remembered here."""
@@ -49,42 +61,47 @@ class Outcome:
 
 
 class LineMemo:
-    """Outcomes by (program name, message), for one ruleset (one analysis session)."""
+    """Outcomes by (program name, message), for one ruleset (one analysis session).
 
-    __slots__ = ("_old", "_young", "capacity", "hits", "misses")
+    The per-line path looks keys up in ``young`` itself and calls ``recall`` only when that misses.
+    """
+
+    __slots__ = ("_old", "capacity", "young")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._young: dict[tuple[str, str], Outcome] = {}
+        self.young: dict[tuple[str, str], Outcome] = {}
         self._old: dict[tuple[str, str], Outcome] = {}
-        self.hits = 0
-        self.misses = 0
 
     def get(self, program_name: str, log: str) -> Outcome | None:
         key = (program_name, log)
-        found = self._young.get(key)
-        if found is None:
-            found = self._old.get(key)
-            if found is None:
-                self.misses += 1
-                return None
+        return self.young.get(key) or self.recall(key)
+
+    def recall(self, key: tuple[str, str]) -> Outcome | None:
+        """The outcome for ``key`` from the old generation (moved back to the young one), or None."""
+        found = self._old.get(key)
+        if found is not None:
             self._keep(key, found)
-        self.hits += 1
         return found
 
-    def put(self, event: Event, walk: WalkResult) -> None:
-        """Remember ``event``'s decoding, and ``walk`` unless it read more than the message."""
-        if self.capacity <= 0 or len(event.log) > MAX_MESSAGE_CHARS:
+    def put(self, key: tuple[str, str], event: Event, walk: WalkResult) -> None:
+        """Remember ``event``'s decoding under ``key`` (its program name and message), and ``walk``
+        unless it read more than the message."""
+        if self.capacity <= 0 or len(key[1]) > MAX_MESSAGE_CHARS:
             return
-        self._keep((event.program_name, event.log), Outcome(event, None if walk.volatile else walk))
-
-    def _keep(self, key: tuple[str, str], outcome: Outcome) -> None:
-        young = self._young
+        young = self.young
         if len(young) >= self.capacity:
             self._old = young
-            young = self._young = {}
+            young = self.young = {}
+        young[key] = Outcome(event, walk)
+
+    def _keep(self, key: tuple[str, str], outcome: Outcome) -> None:
+        young = self.young
+        if len(young) >= self.capacity:
+            self._old = young
+            young = self.young = {}
         young[key] = outcome
 
     def __len__(self) -> int:
         """Entries held (a message in both generations counts twice)."""
-        return len(self._young) + len(self._old)
+        return len(self.young) + len(self._old)

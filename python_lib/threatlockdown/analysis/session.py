@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ruleset.engine import Match, RuleEngine, WalkResult
+from ..ruleset.engine import Match, Node, RuleEngine
 from ..ruleset.event import Event
 from ..ruleset.loader import Ruleset
-from ..ruleset.predecoder import bsd_header, predecode_event, predecode_journald
+from ..ruleset.predecoder import BSD_LINE, predecode_event, predecode_journald, strip_solaris_id
 from ..ruleset.rules import Rule
 from .alert import TimestampFormatter, alert_line, alert_object
 from .eventtime import ReplayClock
@@ -119,93 +119,119 @@ class AnalysisSession:
         Engine state, alert ids and firedtimes evolve exactly as with process(); only the objects for
         events that are not alerts are never built.
         """
-        found = self._alert(line, location, agent)
-        if found is None:
+        walked = self._walk_line(line, location, agent)
+        if walked is None:
             return None
-        event, now, match = found
+        event, now, final, parent_of_final, previous = walked
+        match = self.engine.settle(event, now, final, parent_of_final, previous)
+        if match.rule is None or match.rule.level < self.log_alert_level:
+            return None
         return self._result(event, match, now)
 
     def alert_rule(self, line: str, location: str = "stdin", agent: AgentInfo | None = None) -> Rule | None:
         """The rule of the alert ``line`` gives (None: no alert); state evolves as with process()."""
-        found = self._alert(line, location, agent)
-        return None if found is None else found[2].rule
+        walked = self._walk_line(line, location, agent)
+        if walked is None:
+            return None
+        fired = self.engine.fire(*walked)
+        if fired is None:
+            return None
+        rule = fired[0].rule
+        return rule if rule.level >= self.log_alert_level else None
 
-    def _alert(self, line: str, location: str, agent: AgentInfo | None) -> tuple[Event, float, Match] | None:
-        # _walk and the memo lookup written out: this is the per-line path of tld analyze.
+    def _walk_line(
+        self, line: str, location: str, agent: AgentInfo | None
+    ) -> tuple[Event, float, Node, Node | None, list[Event]] | None:
+        """Pre-decode, decode and walk one line; None when it needs no settling (no rule of level > 0).
+
+        Otherwise (event, time, final node, its parent, correlated events) for RuleEngine.settle or
+        fire. This is the per-line path of tld analyze, so the memo lookup and the walk are written out
+        here rather than shared with _walk.
+        """
         if len(line) > MAX_EVENT_CHARS:
             line = line[:MAX_EVENT_CHARS]
-        head = bsd_header(line)
         memo = self.memo
         clock = self.clock
+        replay = clock if type(clock) is ReplayClock else None
+        head = BSD_LINE.match(line)
         if head is None:
             event = predecode_event(line, location)
-            known = memo.get(event.program_name, event.log)
+            key = (event.program_name, event.log)
+            known = memo.young.get(key) or memo.recall(key)
         else:
-            timestamp, host, program, log = head
-            known = memo.get(program, log)
-            if known is not None and known.quiet and (clock is None or type(clock) is ReplayClock):
+            # bsd_header() written out (the common BSD header).
+            timestamp, host, program, _pid, log = head.groups(default="")
+            if log.startswith("[ID "):
+                log = strip_solaris_id(log)
+            key = (program, log)
+            known = memo.young.get(key) or memo.recall(key)
+            if known is not None and known.quiet and (clock is None or replay is not None):
                 # A remembered walk that ends in no rule or a level-0 rule: settling would change
                 # nothing, so no Event is needed. Only the replay clock's memory (the time of lines
                 # without a timestamp) and the alert counter move, as they would.
-                if clock is not None:
-                    clock.time_of(timestamp)
+                if replay is not None:
+                    replay.time_of(timestamp)
                 self._counter += 1
                 return None
             event = Event(line, location, log, program, timestamp, host, True)
         if agent is not None:
             event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        engine = self.engine
         if known is None:
             lowered = event.log.lower()
             self.ruleset.decoders.decode(event, lowered)
-            now = clock(event) if clock is not None else time.time()
-            walk = engine.walk(event, lowered, now)
-            memo.put(event, walk)
-            previous = walk.previous
         else:
             known.apply(event)
+        # The clock reads the event after decoding, as in _walk (a ReplayClock only its timestamp).
+        if replay is not None:
+            now = replay.time_of(event.timestamp)
+        else:
             now = clock(event) if clock is not None else time.time()
-            kept = known.walk
-            if kept is None:
-                walk = engine.walk(event, event.log.lower(), now)
-                previous = walk.previous
-            else:
-                # A remembered walk searched no correlation memory: its previous list is empty, and a
-                # fresh one keeps Match.previous from being shared between events.
-                walk, previous = kept, []
+        if known is None:
+            walk = self.engine.walk(event, lowered, now)
+            memo.put(key, event, walk)
+            final, parent_of_final, previous = walk.final, walk.parent_of_final, walk.previous
+        elif known.kept:
+            # A remembered walk searched no correlation memory: its previous list is empty, and a fresh
+            # one keeps Match.previous from being shared between events.
+            final, parent_of_final, previous = known.final, known.parent_of_final, []
+        else:
+            walk = self.engine.walk(event, event.log.lower(), now)
+            final, parent_of_final, previous = walk.final, walk.parent_of_final, walk.previous
         self._counter += 1
-        final = walk.final
         if final is None or final.rule.level == 0:
             return None  # settling would change nothing and give no alert
-        match = engine.settle(event, now, final, walk.parent_of_final, previous)
-        rule = match.rule
-        if not match.alert or rule is None or rule.level < self.log_alert_level:
-            return None
-        return event, now, match
+        return event, now, final, parent_of_final, previous
 
     def _evaluate(self, event: Event, agent: AgentInfo | None) -> tuple[float, Match]:
         if agent is not None:
             event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        now, walk = self._walk(event, self.memo.get(event.program_name, event.log))
+        now, final, parent_of_final, previous = self._walk(
+            event, self.memo.get(event.program_name, event.log)
+        )
         self._counter += 1
-        return now, self.engine.settle(event, now, walk.final, walk.parent_of_final, walk.previous)
+        return now, self.engine.settle(event, now, final, parent_of_final, previous)
 
-    def _walk(self, event: Event, known: Outcome | None) -> tuple[float, WalkResult]:
-        """Decode ``event`` and walk the rules, or reuse ``known``, the memo's outcome for its message."""
+    def _walk(
+        self, event: Event, known: Outcome | None
+    ) -> tuple[float, Node | None, Node | None, list[Event]]:
+        """Decode ``event`` and walk the rules, or reuse ``known``, the memo's outcome for its message.
+
+        Returns the event time, the final node, its parent and the correlated events.
+        """
         if known is None:
             lowered = event.log.lower()
             self.ruleset.decoders.decode(event, lowered)
             now = self.clock(event) if self.clock is not None else time.time()
             walk = self.engine.walk(event, lowered, now)
-            self.memo.put(event, walk)
-            return now, walk
+            self.memo.put((event.program_name, event.log), event, walk)
+            return now, walk.final, walk.parent_of_final, walk.previous
         known.apply(event)
         now = self.clock(event) if self.clock is not None else time.time()
-        kept = known.walk
-        if kept is None:
-            return now, self.engine.walk(event, event.log.lower(), now)
-        # A fresh list: Match.previous must never be shared between events.
-        return now, WalkResult(kept.final, kept.parent_of_final, [], False)
+        if known.kept:
+            # A fresh list: Match.previous must never be shared between events.
+            return now, known.final, known.parent_of_final, []
+        walk = self.engine.walk(event, event.log.lower(), now)
+        return now, walk.final, walk.parent_of_final, walk.previous
 
     def _result(self, event: Event, match: Match, now: float) -> ProcessResult:
         return ProcessResult(

@@ -16,13 +16,17 @@ Pattern = OsMatch | OsRegex
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(slots=True)
-class EvalContext:
-    """Per-event values computed once and shared by every rule check."""
+class EvalContext(Protocol):
+    """Per-event values computed once and shared by every rule check (the engine's walk)."""
 
-    event: Event
-    lowered: str  # event.log.lower(), for OS_Match
-    now: float
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def lowered(self) -> str: ...  # event.log.lower(), for OS_Match
+
+    @property
+    def now(self) -> float: ...
 
 
 class Condition(Protocol):

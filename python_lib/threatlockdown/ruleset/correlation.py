@@ -77,6 +77,12 @@ class Correlator:
         while bucket and now - bucket[0].time > timeframe:
             bucket.popleft()
         bucket.append(Remembered(now, event))
+        # _evict's first test written out: usually the least recently fed bucket is still live.
+        if len(buckets) <= MAX_BUCKETS:
+            for oldest in buckets.values():
+                if oldest and now - oldest[-1].time <= timeframe:
+                    return
+                break
         self._evict(now)
 
     def _evict(self, now: float) -> None:

@@ -145,7 +145,11 @@ class DecoderSet:
         log = event.log
         if lowered is None:
             lowered = log.lower()
-        for parent in self.candidates(event.program_name):
+        program_name = event.program_name
+        parents = self._pn_cache.get(program_name) if program_name else self._nopn
+        if parents is None:
+            parents = self.candidates(program_name)
+        for parent in parents:
             pmatch = 0
             find = parent.prematch_find
             if find is not None:
@@ -314,8 +318,13 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
         groups = m.groups()
         if None in groups:
             groups = tuple(g for g in groups if g is not None)
-        # Pairs in order, later names overwriting earlier ones, as one assignment each would.
-        fields.update(zip(node.order_keys, groups, strict=False))
+        keys = node.order_keys
+        if len(keys) == 1:
+            if groups:  # the common single-field order, without building pairs
+                fields[keys[0]] = groups[0]
+        else:
+            # Pairs in order, later names overwriting earlier ones, as one assignment each would.
+            fields.update(zip(keys, groups, strict=False))
         node = nxt
 
 

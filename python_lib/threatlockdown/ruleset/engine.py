@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from .conditions import (
     Condition,
     DecodedAs,
-    EvalContext,
     FieldPattern,
     ListCondition,
     LogPattern,
@@ -75,20 +74,6 @@ class Node:
         self.children: tuple[Node, ...] = ()
         self.index: SiblingIndex[Node] | None = None
         self.feeds: tuple[Correlator, ...] = ()  # correlators this rule feeds as a final rule
-
-
-class WalkResult:
-    """The final node of one walk (None: nothing matched) and what settling needs from the walk."""
-
-    __slots__ = ("final", "parent_of_final", "previous", "volatile")
-
-    def __init__(
-        self, final: Node | None, parent_of_final: Node | None, previous: list[Event], volatile: bool
-    ) -> None:
-        self.final = final
-        self.parent_of_final = parent_of_final
-        self.previous = previous
-        self.volatile = volatile
 
 
 class _Roots:
@@ -205,7 +190,7 @@ class RuleEngine:
 
     def walk(self, event: Event, lowered: str, now: float) -> WalkResult:
         """Find the final rule for ``event``; no engine state changes (correlation searches aside)."""
-        walk = _Walk(event, lowered, now)
+        walk = WalkResult(event, lowered, now)
         roots = self._roots_by_decoder.get(event.decoder_id)
         if roots is None:
             roots = self._roots_for(event.decoder_id)
@@ -213,7 +198,8 @@ class RuleEngine:
         for root in roots.head:
             final = walk.check(root)
             if final is not None:
-                return WalkResult(final, walk.parent_of_final, walk.previous, walk.volatile)
+                walk.final = final
+                return walk
         if roots.index is not None:
             for root in roots.index.candidates(lowered):
                 final = walk.check(root)
@@ -227,7 +213,8 @@ class RuleEngine:
                 final = walk.check(root)
                 if final is not None:
                     break
-        return WalkResult(final, walk.parent_of_final, walk.previous, walk.volatile)
+        walk.final = final
+        return walk
 
     def settle(
         self,
@@ -240,9 +227,26 @@ class RuleEngine:
         """The Match for a walk's outcome; counts firedtimes and feeds correlation memory."""
         if final is None:
             return Match(None)
+        if final.rule.level == 0:
+            return Match(final.rule)
+        fired = self.fire(event, now, final, parent_of_final, previous)
+        if fired is None:
+            return Match(None)
+        return Match(fired[0].rule, fired[1], fired[2], alert=True)
+
+    def fire(
+        self,
+        event: Event,
+        now: float,
+        final: Node,
+        parent_of_final: Node | None,
+        previous: list[Event],
+    ) -> tuple[Node, int, list[Event]] | None:
+        """Settle a walk whose final rule has a level above 0: apply its ignore window, count firedtimes
+        and feed correlation memory. Returns the node that fires (the parent inside the ignore window),
+        its firedtimes and the correlated events; None when the ignore window leaves nothing to fire.
+        """
         rule = final.rule
-        if rule.level == 0:
-            return Match(rule)
         if rule.ignore:
             since = self.ignored_since.get(rule.sid)
             if since is None:
@@ -250,7 +254,7 @@ class RuleEngine:
             elif now - since < rule.ignore:
                 # Inside the ignore window Wazuh reports the parent rule instead.
                 if parent_of_final is None:
-                    return Match(None)
+                    return None
                 final = parent_of_final
                 rule = final.rule
                 previous = []
@@ -260,7 +264,7 @@ class RuleEngine:
         self.firedtimes[rule.sid] = count
         for corr in final.feeds:
             corr.add(event, now)
-        return Match(rule, count, previous, alert=True)
+        return final, count, previous
 
     def _roots_for(self, decoder_id: str) -> _Roots:
         nodes = [
@@ -293,18 +297,20 @@ def _any_in(needles: tuple[str, ...], text: str) -> bool:
     return False
 
 
-class _Walk(EvalContext):
-    """One descent through the tree for one event; conditions read it as their EvalContext."""
+class WalkResult:
+    """One descent through the tree for one event, and its outcome (``final``: None when no rule
+    matched). Conditions read it as their EvalContext."""
 
-    __slots__ = ("parent_of_final", "previous", "volatile")
+    __slots__ = ("event", "final", "lowered", "now", "parent_of_final", "previous", "volatile")
 
     def __init__(self, event: Event, lowered: str, now: float) -> None:
         self.event = event
         self.lowered = lowered
         self.now = now
+        self.final: Node | None = None
         self.parent_of_final: Node | None = None
         self.previous: list[Event] = []
-        self.volatile = False
+        self.volatile = False  # a check read more than (program name, message): see Node.volatile
 
     def check(self, node: Node) -> Node | None:
         """``node`` and its subtree; the caller has already applied ``node.quick``."""

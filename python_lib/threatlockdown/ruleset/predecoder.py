@@ -49,6 +49,10 @@ _BSD_FAST: Final = re.compile(
     r"([A-Z][a-z][a-z] [ 0-3][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]) "
     r"([A-Za-z0-9()./@_-]++) ([A-Za-z0-9()./@_-]++)(?:\[([0-9]++)\])?+: ?+"
 )
+# _BSD_FAST followed by the message as a fifth group: one call gives every part. Its groups are
+# (timestamp, host, program, pid or None, message); a message starting with "[ID " still needs
+# strip_solaris_id (bsd_header does both).
+BSD_LINE: Final = re.compile(_BSD_FAST.pattern + "(.*)", re.DOTALL)
 # Wazuh adds predecoder.hostname to alerts only when full_log matches this.
 _CLASSIC_BSD: Final = re.compile(r"[A-Z][a-z][a-z] [ 0123][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] [^ ]")
 _PRI: Final = re.compile(r"<(?:1[0-8][0-9]|19[01]|[1-9]?[0-9])>")
@@ -91,19 +95,23 @@ def predecode(line: str) -> Predecoded:
     return _general(line)
 
 
-def bsd_header(line: str) -> tuple[str, str, str, str] | None:
-    """(timestamp, host, program, message) when the line has the common BSD header, else None.
+def bsd_header(line: str) -> tuple[str, str, str, str, str] | None:
+    """(timestamp, host, program, pid, message) when the line has the common BSD header, else None.
 
     The first thing predecode() tries, for callers that want the parts without a Predecoded or Event.
     """
-    fast = _BSD_FAST.match(line)
-    if fast is None:
+    found = BSD_LINE.match(line)
+    if found is None:
         return None
-    at = fast.end()
-    if line.startswith("[ID ", at):
-        at = _skip_solaris_id(line, at)
-    timestamp, host, program, _pid = fast.groups()
-    return timestamp, host, program, line[at:]
+    timestamp, host, program, pid, message = found.groups(default="")
+    if message.startswith("[ID "):
+        message = strip_solaris_id(message)
+    return timestamp, host, program, pid, message
+
+
+def strip_solaris_id(message: str) -> str:
+    """``message`` without a leading ``[ID 702911 auth.notice] `` (the caller saw it starts with "[ID ")."""
+    return message[_skip_solaris_id(message, 0) :]
 
 
 def predecode_event(line: str, location: str) -> Event:
