@@ -8,6 +8,7 @@ and the sibling index with the plain needle test.
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from threatlockdown.analysis.eventtime import ReplayClock
 from threatlockdown.analysis.linememo import MAX_MESSAGE_CHARS
 from threatlockdown.analysis.session import AgentInfo, AnalysisSession
+from threatlockdown.cli.main import main
 from threatlockdown.ruleset.event import Event
 from threatlockdown.ruleset.loader import Ruleset, RulesetSources, load_ruleset
 from threatlockdown.ruleset.predecoder import bsd_header, predecode, predecode_event
@@ -298,3 +300,27 @@ def test_sibling_index_gives_the_children_the_plain_test_gives() -> None:
         expected = [i for i in items if i.quick is None or any(n in text for n in i.quick)]
         assert list(index.candidates(text)) == expected
         assert list(index.candidates(text)) == expected  # again, from the kept list
+
+
+def test_analyze_counts_the_same_alerts_with_and_without_alerts_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lines = [
+        f"Mar  3 10:00:{i:02d} web1 sshd[{i}]: Invalid user admin from 198.51.100.{i % 3} port {4000 + i}"
+        for i in range(40)
+    ] + ["Mar  3 10:01:00 web1 CRON[1]: (root) CMD (true)"] * 5
+    log = tmp_path / "secure"
+    log.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    thresholds = gc.get_threshold()
+    assert main(["analyze", "--home", str(tmp_path), "--no-progress", str(log)]) == 0
+    counted = capsys.readouterr().out.splitlines()
+    out_file = tmp_path / "alerts.json"
+    assert (
+        main(["analyze", "--home", str(tmp_path), "--no-progress", str(log), "--alerts", str(out_file)]) == 0
+    )
+    written = capsys.readouterr().out.splitlines()
+    # Same per-rule table and totals; only the elapsed time may differ.
+    assert [line.split(" in ")[0] for line in counted] == [line.split(" in ")[0] for line in written]
+    assert counted[-1].startswith("analyzed 45 lines, ") and len(out_file.read_text().splitlines()) > 0
+    # The replay's collector settings do not outlive it.
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0

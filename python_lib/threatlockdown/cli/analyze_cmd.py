@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -50,6 +51,30 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     session = new_session(*loaded)
+    with _batch_gc():
+        return _analyze(args, session)
+
+
+@contextmanager
+def _batch_gc() -> Iterator[None]:
+    """Cyclic garbage collection tuned for one long replay, restored afterwards.
+
+    The engine makes no reference cycles per line, yet with default thresholds the collector runs
+    every 700 allocations and keeps re-scanning the ruleset and correlation memory: about 6 % of a
+    250,000-line replay. The objects that exist before the replay (ruleset, session) are frozen out
+    of collection and the young generation is collected every 50,000 allocations instead.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()  # no collect() first: what start-up left as garbage is small, a full pass is not
+    gc.set_threshold(50_000, 50, 50)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def _analyze(args: argparse.Namespace, session: AnalysisSession) -> int:
     if not args.live_clock:
         session.clock = ReplayClock()
     total_bytes = sum(_size(f) for f in args.files)

@@ -84,6 +84,8 @@ class Decoder:
     order_keys: tuple[str, ...] = ()
     prematch_find: Callable[[str], re.Match[str] | None] | None = None
     regex_find: Callable[[str], re.Match[str] | None] | None = None
+    # The regex chain starting here as (search, offset code, field names), one per member.
+    chain: tuple[tuple[Callable[[str], re.Match[str] | None], int, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,11 @@ class DecoderSet:
                 child.next_in_chain = kids[i + 1] if child.chained else None
                 _precompute(child)
             parent.dispatch = _build_dispatch(kids)
+        # Chains follow next_in_chain, so they are built once every list has been linked.
+        for parent in self.parents:
+            parent.chain = _chain_of(parent)
+            for child in parent.children:
+                child.chain = _chain_of(child)
         self._nopn = tuple(p for p in self.parents if p.program_name is None)
         self._pn_cache.clear()
 
@@ -173,6 +180,26 @@ def _precompute(dec: Decoder) -> None:
     dec.order_keys = tuple(_ORDER_ALIASES.get(name, name) for name in dec.order)
     dec.prematch_find = _finder(dec.prematch)
     dec.regex_find = _finder(dec.regex)
+
+
+# Where a chain member's regex starts (Decoder.chain).
+_AT_START, _AFTER_PARENT, _AFTER_PREMATCH, _AFTER_REGEX = range(4)
+_OFFSET_CODES = {
+    "after_parent": _AFTER_PARENT,
+    "after_prematch": _AFTER_PREMATCH,
+    "after_regex": _AFTER_REGEX,
+}
+
+
+def _chain_of(dec: Decoder) -> tuple[tuple[Callable[[str], re.Match[str] | None], int, tuple[str, ...]], ...]:
+    links = []
+    node: Decoder | None = dec
+    while node is not None and node.regex_find is not None:
+        links.append(
+            (node.regex_find, _OFFSET_CODES.get(node.regex_offset or "", _AT_START), node.order_keys)
+        )
+        node = node.next_in_chain
+    return tuple(links)
 
 
 def _finder(pattern: OsRegex | None) -> Callable[[str], re.Match[str] | None] | None:
@@ -290,42 +317,36 @@ def _decode_with(parent: Decoder, event: Event, log: str, lowered: str, pmatch: 
         chosen = chosen.next_in_chain
         if chosen is None:
             return
-    prev_end: int | None = None
-    node: Decoder | None = chosen
+    # The chain: this decoder's regex and those of the same-name siblings after it, each run on its
+    # own (a failed member does not stop the others) until a member without a regex.
+    prev_end = -1
     fields = event.fields
-    while node is not None:
-        find = node.regex_find
-        if find is None:
-            return
-        offset = node.regex_offset
-        if offset is None:
+    for find, offset, keys in chosen.chain:
+        if offset == _AT_START:
             start = 0
-        elif offset == "after_parent":
-            start = pmatch
-        elif offset == "after_prematch":
+        elif offset == _AFTER_PREMATCH:
             start = cmatch
-        elif offset == "after_regex":
-            start = prev_end if prev_end is not None else cmatch
-        else:
-            start = 0
+        elif offset == _AFTER_PARENT:
+            start = pmatch
+        else:  # after_regex: where the last successful regex of the chain ended
+            start = prev_end if prev_end >= 0 else cmatch
         m = find(log[start:] if start else log)
-        nxt = node.next_in_chain
         if m is None:
             # A failed member leaves the end of the last successful regex for the next after_regex.
-            node = nxt
             continue
         prev_end = start + m.end()
         groups = m.groups()
-        if None in groups:
-            groups = tuple(g for g in groups if g is not None)
-        keys = node.order_keys
         if len(keys) == 1:
-            if groups:  # the common single-field order, without building pairs
-                fields[keys[0]] = groups[0]
-        else:
+            # The common single-field order: the first group that took part in the match.
+            for value in groups:
+                if value is not None:
+                    fields[keys[0]] = value
+                    break
+        elif keys:
+            if None in groups:
+                groups = tuple(g for g in groups if g is not None)
             # Pairs in order, later names overwriting earlier ones, as one assignment each would.
             fields.update(zip(keys, groups, strict=False))
-        node = nxt
 
 
 def _json_plugin(dec: Decoder, event: Event, text: str) -> None:
