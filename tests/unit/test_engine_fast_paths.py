@@ -9,13 +9,16 @@ and the sibling index with the plain needle test.
 from __future__ import annotations
 
 import gc
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from threatlockdown.analysis.alert import TimestampFormatter, format_timestamp
 from threatlockdown.analysis.eventtime import ReplayClock
 from threatlockdown.analysis.linememo import MAX_MESSAGE_CHARS
 from threatlockdown.analysis.session import AgentInfo, AnalysisSession
@@ -324,3 +327,57 @@ def test_analyze_counts_the_same_alerts_with_and_without_alerts_json(
     assert counted[-1].startswith("analyzed 45 lines, ") and len(out_file.read_text().splitlines()) > 0
     # The replay's collector settings do not outlive it.
     assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+
+
+_ZONES = [
+    "UTC",
+    "Asia/Kolkata",
+    "America/St_Johns",
+    "Europe/Amsterdam",
+    "Australia/Lord_Howe",
+    "Europe/Berlin",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from(_ZONES),
+    start=st.floats(min_value=-2_000_000_000, max_value=4_000_000_000, allow_nan=False),
+    steps=st.lists(st.floats(min_value=-90, max_value=90, allow_nan=False), min_size=1, max_size=40),
+)
+def test_timestamp_formatter_equals_format_timestamp(zone: str, start: float, steps: list[float]) -> None:
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        cached = TimestampFormatter()
+        epoch = start
+        for step in steps:
+            epoch += step
+            assert cached(epoch) == format_timestamp(epoch), (zone, epoch)
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def test_timestamp_formatter_around_offset_changes_and_old_local_mean_time() -> None:
+    saved = os.environ.get("TZ")
+    try:
+        # Amsterdam left +01:19:32 (summer time of an offset with seconds) at 1937-07-01 00:00:28; Berlin's
+        # DST starts 2024-03-31.
+        for zone, around in (("Europe/Amsterdam", -1_025_745_572.0), ("Europe/Berlin", 1_711_846_800.0)):
+            os.environ["TZ"] = zone
+            time.tzset()
+            cached = TimestampFormatter()
+            for i in range(-7200, 7200, 7):
+                epoch = around + i + 0.25
+                assert cached(epoch) == format_timestamp(epoch), (zone, epoch)
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

@@ -52,25 +52,42 @@ def format_timestamp(epoch: float) -> str:
 
 
 class TimestampFormatter:
-    """format_timestamp with the formatted second remembered: alerts come many per second."""
+    """format_timestamp with the formatted minute remembered: alerts come many per minute."""
 
-    __slots__ = ("_head", "_second", "_zone")
+    __slots__ = ("_head", "_minute", "_zone")
 
     def __init__(self) -> None:
-        self._second = -1
-        self._head = ""
+        self._minute = -1  # epoch // 60 of the remembered minute
+        self._head = ""  # its local "%Y-%m-%dT%H:%M:"
         self._zone = ""
 
     def __call__(self, epoch: float) -> str:
         second, millis = _split_millis(epoch)
-        if second != self._second:
-            lt = time.localtime(second)
-            self._second, self._head, self._zone = (
-                second,
-                time.strftime("%Y-%m-%dT%H:%M:%S", lt),
-                time.strftime("%z", lt),
-            )
-        return f"{self._head}.{millis:03d}{self._zone}"
+        minute, sec = divmod(second, 60)
+        if minute != self._minute and not self._remember(minute):
+            return format_timestamp(epoch)
+        return f"{self._head}{sec:02d}.{millis:03d}{self._zone}"
+
+    def _remember(self, minute: int) -> bool:
+        """Keep the text of ``minute`` if every second of it is that text plus the second; else False.
+
+        True when the zone offset is whole minutes and the same at both ends of the minute (no change
+        of offset inside it) and the minute runs from local second 0 to 59 (no leap second).
+        """
+        first = time.localtime(minute * 60)
+        last = time.localtime(minute * 60 + 59)
+        if (
+            first.tm_gmtoff != last.tm_gmtoff
+            or first.tm_gmtoff % 60
+            or first.tm_sec != 0
+            or last.tm_sec != 59
+            or first.tm_min != last.tm_min
+        ):
+            return False
+        self._minute = minute
+        self._head = time.strftime("%Y-%m-%dT%H:%M:", first)
+        self._zone = time.strftime("%z", first)
+        return True
 
 
 def alert_line(obj: dict[str, Any]) -> bytes:
@@ -96,24 +113,30 @@ def _lookup(event: Event, name: str) -> str:
     return event.fields.get(name, "")
 
 
-def rule_object(rule: Rule, match: Match, event: Event) -> dict[str, Any]:
+def rule_object(rule: Rule, match: Match, event: Event, *, shared: bool = False) -> dict[str, Any]:
+    """The alert's ``rule`` object. ``shared``: the lists and dicts that never change are the rule's own
+    (for an object serialised at once and dropped); otherwise they are copies the caller may change.
+    """
     static = rule.alert_parts
     if static is None:
         static = rule.alert_parts = _static_parts(rule)
-    mitre_part, tail = static
-    out: dict[str, Any] = {"level": rule.level, "description": describe(rule, event), "id": rule.id}
+    mitre_part, tail, rule_id = static
+    out: dict[str, Any] = {"level": rule.level, "description": describe(rule, event), "id": rule_id}
     if mitre_part is not None:
-        out["mitre"] = {k: list(v) for k, v in mitre_part.items()}
+        out["mitre"] = mitre_part if shared else {k: list(v) for k, v in mitre_part.items()}
     if rule.frequency is not None and match.previous:
         out["frequency"] = rule.frequency
     if "no_counter" not in rule.options:
         out["firedtimes"] = match.firedtimes
-    for key, value in tail.items():
-        out[key] = list(value) if isinstance(value, list) else value
+    if shared:
+        out.update(tail)
+    else:
+        for key, value in tail.items():
+            out[key] = list(value) if isinstance(value, list) else value
     return out
 
 
-def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any]]:
+def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any], str]:
     """The parts of ``rule`` in an alert that never change: worked out once per rule."""
     tail: dict[str, Any] = {"mail": "alert_by_email" in rule.options}
     plain: list[str] = []
@@ -133,7 +156,7 @@ def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, An
             tail["cve"] = text
         else:
             tail.setdefault("info", text)
-    return (mitre.expand(rule.mitre_ids) if rule.mitre_ids else None), tail
+    return (mitre.expand(rule.mitre_ids) if rule.mitre_ids else None), tail, rule.id
 
 
 def data_object(fields: dict[str, str]) -> dict[str, Any]:
@@ -169,12 +192,16 @@ def alert_object(
     alert_id: str,
     manager_name: str,
     timestamp: str | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
-    """The full alerts.json object; ``rule`` is absent when no rule matched (logtest output)."""
+    """The full alerts.json object; ``rule`` is absent when no rule matched (logtest output).
+
+    ``shared`` as for rule_object: only for an object that is serialised at once.
+    """
     rule = match.rule
     out: dict[str, Any] = {"timestamp": timestamp if timestamp is not None else format_timestamp(epoch)}
     if rule is not None:
-        out["rule"] = rule_object(rule, match, event)
+        out["rule"] = rule_object(rule, match, event, shared=shared)
     agent: dict[str, Any] = {"id": event.agent_id, "name": event.agent_name or manager_name}
     if event.agent_ip:
         agent["ip"] = event.agent_ip

@@ -75,7 +75,18 @@ class ProcessResult:
 
     def output_line(self) -> bytes:
         """output() as one compact alerts.json line (UTF-8, no newline)."""
-        return alert_line(self.output())
+        # Serialised at once: the rule's unchanging parts go in without the copies output() makes.
+        return alert_line(
+            alert_object(
+                self.event,
+                self.match,
+                epoch=self.epoch,
+                alert_id=self.alert_id,
+                manager_name=self.manager_name,
+                timestamp=self.stamp(self.epoch),
+                shared=True,
+            )
+        )
 
 
 @dataclass
