@@ -57,7 +57,7 @@ class TimestampFormatter:
     __slots__ = ("_head", "_minute", "_zone")
 
     def __init__(self) -> None:
-        self._minute = -1  # epoch // 60 of the remembered minute
+        self._minute: int | None = None  # epoch // 60 of the remembered minute
         self._head = ""  # its local "%Y-%m-%dT%H:%M:"
         self._zone = ""
 

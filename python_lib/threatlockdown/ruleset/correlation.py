@@ -38,6 +38,9 @@ class Correlator:
     # What the bucket key is made of, worked out once: (field name, is a plain decoded field).
     _parts: tuple[tuple[str, bool], ...] = field(init=False, default=())
     needed: int = field(init=False, default=1)  # earlier events needed: frequency counts the current one
+    _check_different: bool = field(init=False, default=False)  # different_* elements to test
+    # The key is (agent, one decoded field), as for same_source_ip: that field's name.
+    _single_field: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         rule = self.rule
@@ -47,9 +50,16 @@ class Correlator:
             for i, name in enumerate(names)
         )
         self.needed = max((rule.frequency or 2) - 1, 1)
+        self._check_different = bool(rule.different or rule.different_fields)
+        if not rule.global_frequency and len(self._parts) == 1 and self._parts[0][1]:
+            self._single_field = self._parts[0][0]
 
     def key(self, event: Event) -> tuple[str, ...] | None:
         """The bucket an event belongs to; None when a required value is missing (it can never count)."""
+        single = self._single_field
+        if single is not None:
+            found = event.fields.get(single)
+            return (event.agent_id, found) if found else None
         parts: list[str] = [] if self.rule.global_frequency else [event.agent_id]
         fields = event.fields
         for name, plain in self._parts:
@@ -107,11 +117,13 @@ class Correlator:
             return None
         rule = self.rule
         needed = self.needed
+        timeframe = rule.timeframe
+        check_different = self._check_different
         found: list[Remembered] = []
         for rec in reversed(bucket):
-            if now - rec.time > rule.timeframe or rec.consumed:
+            if rec.consumed or now - rec.time > timeframe:
                 break
-            if (rule.different or rule.different_fields) and not _differs(rule, event, rec.event):
+            if check_different and not _differs(rule, event, rec.event):
                 continue
             found.append(rec)
             if len(found) >= needed:
