@@ -381,3 +381,41 @@ def test_timestamp_formatter_around_offset_changes_and_old_local_mean_time() -> 
         else:
             os.environ["TZ"] = saved
         time.tzset()
+
+
+def test_a_match_equal_to_its_needles_is_not_tested_again_and_others_are(tmp_path: Path) -> None:
+    rules = """<group name="test,">
+<rule id="200" level="3"><match>alpha|beta</match></rule>
+<rule id="201" level="3"><match>^gamma|delta</match></rule>
+<rule id="202" level="3"><match negate="yes">epsilon</match></rule>
+<rule id="203" level="3"><match>zeta</match><match>eta</match></rule>
+<rule id="204" level="3"><regex>iota\\d+</regex></rule>
+</group>
+"""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.xml").write_text(rules, encoding="utf-8")
+    (tmp_path / "decoders").mkdir()
+    (tmp_path / "decoders" / "d.xml").write_text(DECODERS, encoding="utf-8")
+    ruleset = load_ruleset(
+        RulesetSources(
+            decoder_dirs=(str(tmp_path / "decoders"),), rule_dirs=(str(tmp_path / "rules"),), home=tmp_path
+        )
+    )
+    engine = AnalysisSession(ruleset, manager_name="mgr").engine
+    remaining = {sid: len(engine.node_of(ruleset.rules.rules[sid]).conditions) for sid in range(200, 205)}
+    # Only 200's plain alternatives are decided by the needle test; anchors, negation, concatenated
+    # <match> elements (one pattern "zetaeta") and regexes still run.
+    assert remaining == {200: 0, 201: 1, 202: 1, 203: 0, 204: 1}
+    session = AnalysisSession(ruleset, manager_name="mgr", memo_capacity=0)
+    for text, expected in [
+        ("beta", "200"),
+        ("gamma", "201"),
+        ("xgamma", "202"),  # not anchored at the start: 201 fails, the negated 202 takes it
+        ("other", "202"),
+        ("epsilon zeta eta", None),
+        ("epsilon zetaeta", "203"),
+        ("epsilon iota7", "204"),
+        ("epsilon", None),
+    ]:
+        found = session.process(text)
+        assert (found.rule.id if found.rule else None) == expected, text
