@@ -10,6 +10,7 @@ APT_PACKAGES=(
   iproute2 nftables iptables ipset procps psmisc
   openssh-server openssh-client rsyslog
   fail2ban sudo passwd git openssl util-linux
+  firewalld dbus
 )
 
 missing=()
@@ -22,9 +23,17 @@ if ((${#missing[@]})); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start its service on this machine: firewalld would firewall the machine itself, and
+  # the tests start their own sshd, rsyslogd, fail2ban and firewalld inside namespaces. policy-rc.d 101
+  # is Debian's "action forbidden" (honoured by invoke-rc.d and deb-systemd-invoke).
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    guard=/usr/sbin/policy-rc.d
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # fail2ban and openssh-server try to start services; the tests start their own.
+  [ -z "$guard" ] || rm -f "$guard"
   (service fail2ban stop || true) >/dev/null 2>&1
 fi
 

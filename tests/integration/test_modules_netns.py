@@ -221,9 +221,15 @@ class Lab:
     peer: str
     ansible: AnsibleRunner
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # How commands enter the target: its network namespace, plus a mount namespace when a daemon there
+    # needs a private /run (firewalld and its D-Bus).
+    prefix: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.prefix = self.prefix or ["ip", "netns", "exec", self.target]
 
     def in_target(self, *argv: str) -> str:
-        return must(["ip", "netns", "exec", self.target, *argv])
+        return must([*self.prefix, *argv])
 
     def snapshot(self, commands: Sequence[Sequence[str]]) -> str:
         return normalise(self.in_target(*show_argv(commands)))
@@ -304,18 +310,59 @@ def backend_params() -> list[Any]:
     params = []
     for backend, tool in TOOLS.items():
         missing = shutil.which(tool) is None
-        # firewalld only works with its daemon running, which a bare namespace does not have.
         marks = [pytest.mark.skip(reason=f"{tool} is not installed")] if missing else []
-        if backend == "firewalld" and not missing:
-            marks = [
-                pytest.mark.skip(reason="firewalld needs its daemon inside the namespace; not set up here")
-            ]
         params.append(pytest.param(backend, marks=marks))
     return params
 
 
+# firewalld talks to firewall-cmd over the system D-Bus, under /run: the target gets a mount namespace with
+# its own /run, its own dbus-daemon and firewalld (nftables backend, so its table lands in the target's
+# network namespace only). Nothing of it touches the machine's own firewall or bus.
+FIREWALLD_START = """set -e
+mount -t tmpfs -o mode=0755 tld-run /run
+mkdir -p /run/dbus
+dbus-daemon --system --fork
+exec firewalld --nofork --nopid
+"""
+
+
+@pytest.fixture
+def firewalld(lab: Lab) -> Iterator[None]:
+    script = lab.ansible.workdir / "firewalld-start.sh"
+    script.write_text(FIREWALLD_START)
+    daemon = subprocess.Popen(
+        ["ip", "netns", "exec", lab.target, "unshare", "--mount", "--propagation=private", "sh", str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        lab.prefix = ["nsenter", f"--target={daemon.pid}", "--mount", "--net"]
+        lab.ansible.prefix = list(lab.prefix)
+        deadline = time.monotonic() + 60
+        while run([*lab.prefix, "firewall-cmd", "--state"]).returncode != 0:
+            assert daemon.poll() is None, "firewalld exited during start-up"
+            assert time.monotonic() < deadline, "firewalld did not come up within 60 s"
+            time.sleep(0.3)
+        # The default zone (public) rejects what it does not know; open the test listener's port (runtime).
+        lab.in_target("firewall-cmd", f"--add-port={PORT}/tcp")
+        assert lab.can_connect(TARGET4) and lab.can_connect(TARGET6), "firewalld blocks the listener"
+        yield
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        # dbus-daemon forked away from the script: whatever still runs in the namespace goes too.
+        for pid in run(["ip", "netns", "pids", lab.target]).stdout.split():
+            run(["kill", "-9", pid])
+
+
 @pytest.mark.parametrize("backend", backend_params())
-def test_firewall_drop_blocks_and_unblocks(lab: Lab, backend: str) -> None:
+def test_firewall_drop_blocks_and_unblocks(lab: Lab, backend: str, request: pytest.FixtureRequest) -> None:
+    if backend == "firewalld":
+        request.getfixturevalue("firewalld")
     commands = SNAPSHOTS[backend]
     args = {"addresses": [PEER4, PEER6, "::ffff:" + PEER4], "backend": backend, "timeout": 120}
 
@@ -329,7 +376,8 @@ def test_firewall_drop_blocks_and_unblocks(lab: Lab, backend: str) -> None:
             module_task("firewall_drop", args, name="firewall_drop again"),
         ]
     )
-    assert normalise(after_check["stdout"]) + "\n" == before, "check mode changed the firewall"
+    # (Ansible strips trailing newlines from stdout; an empty listing is one.)
+    assert normalise(after_check["stdout"]).rstrip() == before.rstrip(), "check mode changed the firewall"
     assert check["_status"] == "ok" and check["changed"] is True
     assert (
         check["diff"]["before"] == "" and PEER4 in check["diff"]["after"] and PEER6 in check["diff"]["after"]
@@ -361,7 +409,7 @@ def test_firewall_drop_blocks_and_unblocks(lab: Lab, backend: str) -> None:
             module_task("firewall_drop", absent, name="firewall_drop again"),
         ]
     )
-    assert normalise(after_check["stdout"]) + "\n" == state, "check mode changed the firewall"
+    assert normalise(after_check["stdout"]).rstrip() == state.rstrip(), "check mode changed the firewall"
     assert check["changed"] is True and check["diff"]["after"] == "" and PEER4 in check["diff"]["before"]
     assert first["_status"] == "ok" and first["changed"] is True and first["blocked"] == []
     assert again["_status"] == "ok" and again["changed"] is False
