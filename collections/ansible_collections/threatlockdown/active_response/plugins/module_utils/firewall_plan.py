@@ -28,6 +28,7 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.fir
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.firewall_nftables import (
     NftablesBackend,
 )
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import state_diff
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import Address
 
 BACKENDS = ("auto", "nftables", "ipset", "iptables", "firewalld")
@@ -147,12 +148,7 @@ def build_report(
         "results": results,
         "blocked": [r["address"] for r in results if r["blocked"]],
         "created": list(plan.setup),
-        "diff": {
-            "before_header": backend.name,
-            "after_header": backend.name,
-            "before": before_text,
-            "after": after_text,
-        },
+        "diff": state_diff(backend.name, before_text, after_text),
     }
 
 

@@ -123,8 +123,12 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.com
     CommandError,
     ModuleRunner,
 )
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    apply_or_predict,
+    finish,
+    state_diff,
+)
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
-    InvalidItems,
     parse_user_list,
 )
 
@@ -148,20 +152,24 @@ def run(module: Any) -> dict[str, Any]:
     locks = PasswordLocks(ModuleRunner(module))
     before = locks.statuses(accounts)
     changes = plan_changes(accounts, before, lock)
-    if changes and not module.check_mode:
+    changing = {account.name for account, _before in changes}
+
+    def lock_or_unlock() -> None:
         for account, _status in changes:
             locks.set_locked(account.name, lock)
-        after = locks.statuses(accounts)
-    else:
-        after = dict(before)
-        for account, _status in changes:
-            after[account.name] = LOCKED if lock else USABLE
+
+    after = apply_or_predict(
+        module,
+        bool(changes),
+        apply=lock_or_unlock,
+        read=lambda: locks.statuses(accounts),
+        predict=lambda: {**before, **dict.fromkeys(changing, LOCKED if lock else USABLE)},
+    )
     for account in accounts:
         if not account.exists:
             action = "lock" if lock else "unlock"
             module.warn(f"account {account.name} does not exist; nothing to {action}")
-    changing = {account.name for account, _before in changes}
-    result: dict[str, Any] = {
+    return {
         "changed": bool(changes),
         "locked": [a.name for a in accounts if after.get(a.name) == LOCKED],
         "results": [
@@ -175,26 +183,13 @@ def run(module: Any) -> dict[str, Any]:
             }
             for a in accounts
         ],
+        "diff": state_diff("password lock state", _listing(before, names), _listing(after, names)),
     }
-    if module._diff:
-        result["diff"] = {
-            "before_header": "password lock state",
-            "after_header": "password lock state",
-            "before": _listing(before, names),
-            "after": _listing(after, names),
-        }
-    return result
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except InvalidItems as exc:
-        module.fail_json(msg=str(exc), invalid=[str(p) for p in exc.problems])
-    except (AccountError, CommandError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    finish(module, run, (AccountError, CommandError))
 
 
 if __name__ == "__main__":

@@ -183,8 +183,11 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.fir
     make_plan,
     predicted_state,
 )
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    apply_or_predict,
+    finish,
+)
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
-    InvalidItems,
     parse_address_list,
 )
 
@@ -209,26 +212,19 @@ def run(module: Any) -> dict[str, Any]:
             f"backend {backend.name} cannot expire entries: blocks stay until state=absent removes them"
         )
     plan = make_plan(backend, addresses, present)
-    if module.check_mode or not plan.changed:
-        after = predicted_state(backend, plan, seconds)
-    else:
-        apply_plan(backend, plan, seconds)
-        after = backend.read(addresses)
-    report = build_report(backend, plan, after, seconds)
-    if not module._diff:
-        report.pop("diff")
-    return report
+    after = apply_or_predict(
+        module,
+        plan.changed,
+        apply=lambda: apply_plan(backend, plan, seconds),
+        read=lambda: backend.read(addresses),
+        predict=lambda: predicted_state(backend, plan, seconds),
+    )
+    return build_report(backend, plan, after, seconds)
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except InvalidItems as exc:
-        module.fail_json(msg=str(exc), invalid=[str(p) for p in exc.problems])
-    except (BackendError, CommandError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    finish(module, run, (BackendError, CommandError))
 
 
 if __name__ == "__main__":

@@ -118,8 +118,11 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.hos
     HostsDenyError,
     entry_for,
 )
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    finish,
+    state_diff,
+)
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
-    InvalidItems,
     parse_address_list,
 )
 
@@ -130,9 +133,8 @@ ARGUMENT_SPEC: dict[str, Any] = dict(
 )
 
 
-def run(module: Any) -> dict[str, Any]:
+def edit(module: Any, path: str) -> dict[str, Any]:
     addresses = parse_address_list("addresses", module.params["addresses"])
-    path = module.params["path"]
     original = read_text(path)
     doc = HostsDeny.parse(path, original)
     before_block = doc.block_text()
@@ -152,7 +154,7 @@ def run(module: Any) -> dict[str, Any]:
     changed = bool(changed_items)
     if changed and not module.check_mode:
         write_atomically(path, new_text)
-    result: dict[str, Any] = {
+    return {
         "changed": changed,
         # Not "path": AnsibleModule would then add the file's owner, mode, etc. to the result.
         "file": path,
@@ -167,28 +169,22 @@ def run(module: Any) -> dict[str, Any]:
             }
             for a in addresses
         ],
+        "diff": state_diff(path, before_block, doc.block_text()),
     }
-    if module._diff:
-        result["diff"] = {
-            "before_header": path,
-            "after_header": path,
-            "before": before_block,
-            "after": doc.block_text(),
-        }
-    return result
+
+
+def run(module: Any) -> dict[str, Any]:
+    path = module.params["path"]
+    try:
+        return edit(module, path)
+    except OSError as exc:
+        # Reading or replacing the file failed; the error may only name the temporary file.
+        raise HostsDenyError(f"cannot update {path}: {exc}") from None
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except InvalidItems as exc:
-        module.fail_json(msg=str(exc), invalid=[str(p) for p in exc.problems])
-    except HostsDenyError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="cannot update {}: {}".format(module.params["path"], exc))
-    module.exit_json(**result)
+    finish(module, run, (HostsDenyError,))
 
 
 if __name__ == "__main__":

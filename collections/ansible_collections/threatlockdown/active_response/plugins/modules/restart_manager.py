@@ -88,6 +88,10 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.commands import SBIN_DIRS, clip
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    ModuleFailure,
+    finish,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
     home=dict(type="path", required=True),
@@ -97,10 +101,8 @@ ARGUMENT_SPEC: dict[str, Any] = dict(
 )
 
 
-class RestartError(Exception):
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
+class RestartError(ModuleFailure):
+    pass
 
 
 def resolve_tld(module: Any, tld_path: str) -> str:
@@ -158,11 +160,7 @@ def run(module: Any) -> dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except RestartError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    module.exit_json(**result)
+    finish(module, run)
 
 
 if __name__ == "__main__":

@@ -104,8 +104,12 @@ from ansible_collections.threatlockdown.active_response.plugins.module_utils.com
     CommandError,
     ModuleRunner,
 )
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    apply_or_predict,
+    finish,
+    state_diff,
+)
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
-    InvalidItems,
     parse_address_list,
 )
 
@@ -125,25 +129,16 @@ def run(module: Any) -> dict[str, Any]:
     routes = BlackholeRoutes(ModuleRunner(module))
     versions = {a.version for a in addresses}
     before = routes.present(versions)
-    if present:
-        to_change = [a for a in addresses if a.text not in before]
-    else:
-        to_change = [a for a in addresses if a.text in before]
-    if to_change and not module.check_mode:
-        if present:
-            routes.add(to_change)
-        else:
-            routes.remove(to_change)
-        after = routes.present(versions)
-    else:
-        after = set(before)
-        for address in to_change:
-            if present:
-                after.add(address.text)
-            else:
-                after.discard(address.text)
+    to_change = [a for a in addresses if (a.text in before) != present]
     changing = {a.text for a in to_change}
-    result: dict[str, Any] = {
+    after = apply_or_predict(
+        module,
+        bool(to_change),
+        apply=lambda: (routes.add if present else routes.remove)(to_change),
+        read=lambda: routes.present(versions),
+        predict=lambda: before | changing if present else before - changing,
+    )
+    return {
         "changed": bool(to_change),
         "routed_null": [a.text for a in addresses if a.text in after],
         "results": [
@@ -155,26 +150,13 @@ def run(module: Any) -> dict[str, Any]:
             }
             for a in addresses
         ],
+        "diff": state_diff("blackhole routes", _listing(addresses, before), _listing(addresses, after)),
     }
-    if module._diff:
-        result["diff"] = {
-            "before_header": "blackhole routes",
-            "after_header": "blackhole routes",
-            "before": _listing(addresses, before),
-            "after": _listing(addresses, after),
-        }
-    return result
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except InvalidItems as exc:
-        module.fail_json(msg=str(exc), invalid=[str(p) for p in exc.problems])
-    except (RouteError, CommandError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    finish(module, run, (RouteError, CommandError))
 
 
 if __name__ == "__main__":

@@ -193,6 +193,10 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.threatlockdown.active_response.plugins.module_utils.module_run import (
+    ModuleFailure,
+    finish,
+)
 from ansible_collections.threatlockdown.active_response.plugins.module_utils.validation import (
     InvalidItems,
     ItemProblem,
@@ -304,28 +308,24 @@ def run(module: Any) -> dict[str, Any]:
                 stderr_dropped=outcome.stderr_dropped,
             )
         results.append(entry)
-    result: dict[str, Any] = {"changed": any(r["changed"] for r in results), "results": results}
-    if module._diff:
-        result["diff"] = {"before": "", "after": "".join(line + "\n" for line in lines)}
+    result: dict[str, Any] = {
+        "changed": any(r["changed"] for r in results),
+        "results": results,
+        "diff": {"before": "", "after": "".join(line + "\n" for line in lines)},
+    }
+    failed = [r for r in results if r["failed"]]
+    if failed:
+        raise ModuleFailure(
+            f"{len(failed)} of {len(results)} script run(s) failed (non-zero exit or timeout): "
+            f"items {', '.join(str(r['index']) for r in failed)}",
+            result,
+        )
     return result
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except InvalidItems as exc:
-        module.fail_json(msg=str(exc), invalid=[str(p) for p in exc.problems])
-    except (ScriptError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    failed = [r for r in result["results"] if r["failed"]]
-    if failed:
-        module.fail_json(
-            msg=f"{len(failed)} of {len(result['results'])} script run(s) failed (non-zero exit or timeout): "
-            f"items {', '.join(str(r['index']) for r in failed)}",
-            **result,
-        )
-    module.exit_json(**result)
+    finish(module, run, (ScriptError, OSError))
 
 
 if __name__ == "__main__":
