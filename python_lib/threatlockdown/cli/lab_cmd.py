@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", default="tld", help="lab name, prefix of its interfaces (default: tld)")
     common.add_argument(
-        "--workdir", type=Path, default=None, help="lab directory (default: /run/threatlockdown/lab/NAME)"
+        "--workdir", type=Path, default=None, help="lab directory (default: /var/lib/threatlockdown/lab/NAME)"
     )
     p = sub.add_parser("lab", help="build, inspect and tear down the namespace test lab")
     actions = p.add_subparsers(dest="lab_action", metavar="ACTION")

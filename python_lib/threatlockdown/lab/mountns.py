@@ -18,10 +18,9 @@ from pathlib import Path
 from .commands import Tools, run
 from .errors import LabError
 from .netns import NETNS_DIR
+from .spec import PER_HOST_DIRS as PER_HOST_DIRS  # re-exported: lab.py looks them up here
 from .spec import HostLayout, LabLayout
 
-# Directories of the machine that each host sees replaced by its own copy (inside path -> host dir name).
-PER_HOST_DIRS: tuple[str, ...] = ("/etc", "/run", "/var/log", "/var/ossec")
 # Source name of each lab's tmpfs; lets a host (and a teardown after a crash) recognise lab file systems.
 HOSTS_FS_PREFIX = "tld-lab-"
 

@@ -20,7 +20,11 @@ _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 IFNAMSIZ_MAX = 15
 BRIDGE_SUFFIX = "br0"
-DEFAULT_RUN_ROOT = Path("/run/threatlockdown/lab")
+# Not under /run (nor any other directory in PER_HOST_DIRS): each host gets its own copy bind-mounted over
+# those, which would hide the lab's own host directories from the mount set-up that needs them.
+DEFAULT_WORKDIR_ROOT = Path("/var/lib/threatlockdown/lab")
+# Directories of the machine that each host sees replaced by its own copy.
+PER_HOST_DIRS: tuple[str, ...] = ("/etc", "/run", "/var/log", "/var/ossec")
 
 _DOC_V4 = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 _DOC_V6 = ipaddress.IPv6Network("2001:db8::/32")
@@ -66,7 +70,7 @@ class LabSpec:
 
     @property
     def effective_workdir(self) -> Path:
-        return self.workdir if self.workdir is not None else DEFAULT_RUN_ROOT / self.name
+        return self.workdir if self.workdir is not None else DEFAULT_WORKDIR_ROOT / self.name
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,14 @@ def validate_spec(spec: LabSpec) -> None:
         problems.append("first_host_offset must be at least 2 (offset 1 is the controller on the bridge)")
     if spec.sshd_timeout <= 0:
         problems.append("sshd_timeout must be positive")
+    if spec.workdir is not None:
+        shadowing = shadowing_host_dir(spec.workdir)
+        if shadowing is not None:
+            problems.append(
+                f"workdir {spec.workdir} is under {shadowing}, which every lab host replaces with its own "
+                f"copy (hiding the lab's files from the hosts' set-up); choose another directory "
+                f"(default: {DEFAULT_WORKDIR_ROOT}/NAME)"
+            )
     for text, kind in ((spec.ipv4_subnet, 4), (spec.ipv6_subnet, 6)):
         if text is not None:
             try:
@@ -169,6 +181,15 @@ def validate_spec(spec: LabSpec) -> None:
                 problems.append(str(exc))
     if problems:
         raise LabError("invalid lab spec: " + "; ".join(problems))
+
+
+def shadowing_host_dir(path: Path) -> str | None:
+    """The per-host directory that ``path`` lies in (after symlinks, e.g. /var/run -> /run), if any."""
+    resolved = path.resolve()
+    for base in PER_HOST_DIRS:
+        if resolved == Path(base) or Path(base) in resolved.parents:
+            return base
+    return None
 
 
 def _parse_subnet(text: str, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
