@@ -7,13 +7,10 @@ The forwarder delivers the spool in order with acknowledgements, across outages 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
@@ -21,9 +18,8 @@ from ..collect import Collector, RawEvent, build_collectors
 from ..collect.durable import PositionCommitter
 from ..config.reader import load_config
 from ..errors import SourceError, SourceErrors
-from ..manager.control import ControlServer
 from ..manager.home import Home
-from ..manager.process import AlreadyRunning, PidFile
+from ..manager.lifecycle import DaemonLifecycle, Ready, status_and_stop
 from ..manager.sections import read_client_section
 from ..manager.settings import absolute_localfiles
 from ..transport import AgentForwarder, EventTooLargeError, ForwarderConfig, SpoolFullError
@@ -57,40 +53,19 @@ class AgentDaemon:
         self.spool_full_waits = 0
         self._busy = False
 
-    async def run(self, ready: Callable[[str | None], None] | None = None) -> int:
-        notify = ready or (lambda _error: None)
-        pidfile = PidFile(self.home.pidfile)
-        try:
-            problem = self.home.socket_problem()
-            if problem:
-                raise OSError(problem)
-            self.home.create_dirs()
-            pidfile.acquire()
-        except (AlreadyRunning, OSError) as exc:
-            self.log.error("cannot start: %s", exc)
-            notify(str(exc))
+    async def run(self, ready: Ready | None = None) -> int:
+        life = DaemonLifecycle(self.home, self.log, ready, status_and_stop(self.status, self.request_stop))
+        if not life.claim_home():
             return 1
-        control = ControlServer(
-            self.home.control_socket, {"status": self._status_request, "stop": self._stop_request}, self.log
-        )
         forward_task: asyncio.Task[None] | None = None
         try:
             try:
                 await self._start()
-                await control.start()
-            except SourceErrors as exc:
-                for err in exc.errors:
-                    self.log.error("%s", err)
-                notify(
-                    "\n".join([*(str(e) for e in exc.errors), f"{len(exc.errors)} configuration error(s)"])
-                )
-                return 1
-            except OSError as exc:
-                self.log.error("cannot start: %s", exc)
-                notify(str(exc))
-                return 1
+                await life.open_control()
+            except (SourceErrors, OSError) as exc:
+                return life.failed(exc)
             forward_task = asyncio.create_task(self._forward_forever(), name="tld-agent-forward")
-            self._install_signals()
+            life.install_signals(self.request_stop)
             assert self.manager is not None
             self.log.info(
                 "agent started (pid %d, version %s, home %s): %d collectors, manager %s:%d",
@@ -100,7 +75,7 @@ class AgentDaemon:
                 len(self.collectors),
                 *self.manager,
             )
-            notify(None)
+            life.notify(None)
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait((stop_task, forward_task), return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
@@ -112,17 +87,13 @@ class AgentDaemon:
             self.log.info("stopped")
             return 0
         finally:
-            with contextlib.suppress(Exception):
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-            await control.close()
+            await life.stop_listening()
             for task in [*self._tasks, *([forward_task] if forward_task else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.forwarder is not None:
                 await self.forwarder.close()
-            pidfile.release()
+            life.release()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -241,19 +212,6 @@ class AgentDaemon:
         self._committer.commit()
         if self.forwarder is not None and self.forwarder.connected:
             await self.forwarder.wait_delivered(timeout=2.0)
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-            loop.add_signal_handler(signal.SIGINT, self.request_stop)
-
-    async def _status_request(self) -> dict[str, Any]:
-        return {"ok": True, **self.status()}
-
-    async def _stop_request(self) -> dict[str, Any]:
-        asyncio.get_running_loop().call_soon(self.request_stop)
-        return {"ok": True, "stopping": True}
 
     def status(self) -> dict[str, Any]:
         fwd = self.forwarder.stats() if self.forwarder is not None else None

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +18,11 @@ from ..collect.syslog_receiver import SyslogReceiver
 from ..errors import SourceErrors
 from ..transport import EnrollmentConfig, EnrollmentServer, ManagerConfig, ManagerServer
 from .agents import AgentIntake
-from .control import ControlServer
 from .home import Home
 from .journal import BatchJournal
+from .lifecycle import DaemonLifecycle, Ready, status_and_stop
 from .outputs import AlertFiles, OutputSettings
 from .pipeline import AlertWriteError, AnalysisPipeline
-from .process import AlreadyRunning, PidFile
 from .settings import ManagerSettings, load_manager_settings, read_enrollment_password
 from .sink import AlertSink, NullSink
 
@@ -96,44 +93,22 @@ class ManagerDaemon:
 
     # -- life cycle ----------------------------------------------------------------------------------
 
-    async def run(self, ready: Callable[[str | None], None] | None = None) -> int:
+    async def run(self, ready: Ready | None = None) -> int:
         """Serve; ``ready(None)`` once everything listens, ``ready(reason)`` if it cannot start."""
-        notify = ready or (lambda _error: None)
-        pidfile = PidFile(self.home.pidfile)
-        try:
-            problem = self.home.socket_problem()
-            if problem:
-                raise StartupError(problem)
-            self.home.create_dirs()
-            pidfile.acquire()
-        except (AlreadyRunning, StartupError, OSError) as exc:
-            self.log.error("cannot start: %s", exc)
-            notify(str(exc))
+        commands = {**status_and_stop(self.status, self.request_stop), "reload": self.reload}
+        life = DaemonLifecycle(self.home, self.log, ready, commands)
+        if not life.claim_home():
             return 1
-        control = ControlServer(
-            self.home.control_socket,
-            {"status": self._status_request, "reload": self.reload, "stop": self._stop_request},
-            self.log,
-        )
         pipeline_task: asyncio.Task[None] | None = None
         try:
             try:
                 await self._start()
-                await control.start()
-            except SourceErrors as exc:
-                for err in exc.errors:
-                    self.log.error("%s", err)
-                notify(
-                    "\n".join([*(str(e) for e in exc.errors), f"{len(exc.errors)} configuration error(s)"])
-                )
-                return 1
-            except (StartupError, OSError) as exc:
-                self.log.error("cannot start: %s", exc)
-                notify(str(exc))
-                return 1
+                await life.open_control()
+            except (SourceErrors, StartupError, OSError) as exc:
+                return life.failed(exc)
             assert self.pipeline is not None
             pipeline_task = asyncio.create_task(self.pipeline.run(), name="tld-analysis")
-            self._install_signals()
+            life.install_signals(self.request_stop, reload=lambda: asyncio.ensure_future(self.reload()))
             self.log.info(
                 "started (pid %d, version %s, home %s): %d collectors%s",
                 os.getpid(),
@@ -142,7 +117,7 @@ class ManagerDaemon:
                 len(self.collectors),
                 f", agents on port {self.server.port}" if self.server else "",
             )
-            notify(None)
+            life.notify(None)
             watcher = asyncio.create_task(self._report_drops(), name="tld-drops")
             stop_task = asyncio.create_task(self._stop.wait())
             await asyncio.wait((stop_task, pipeline_task), return_when=asyncio.FIRST_COMPLETED)
@@ -161,8 +136,7 @@ class ManagerDaemon:
             self.log.info("stopped")
             return 0
         finally:
-            self._remove_signals()
-            await control.close()
+            await life.stop_listening()
             await self._close_listeners()
             for task in self._collector_tasks:
                 task.cancel()
@@ -175,7 +149,7 @@ class ManagerDaemon:
             if self._outputs is not None:
                 self._outputs.close()
             self._journal.close()
-            pidfile.release()
+            life.release()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -336,21 +310,6 @@ class ManagerDaemon:
                     )
                 reported[c.name] = now
 
-    # -- signals -------------------------------------------------------------------------------------
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-            loop.add_signal_handler(signal.SIGINT, self.request_stop)
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-
-    def _remove_signals(self) -> None:
-        with contextlib.suppress(Exception):
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-
     # -- reload --------------------------------------------------------------------------------------
 
     async def reload(self) -> dict[str, Any]:
@@ -414,13 +373,6 @@ class ManagerDaemon:
         self.pipeline.committer = PositionCommitter(collectors)
 
     # -- status --------------------------------------------------------------------------------------
-
-    async def _status_request(self) -> dict[str, Any]:
-        return {"ok": True, **self.status()}
-
-    async def _stop_request(self) -> dict[str, Any]:
-        asyncio.get_running_loop().call_soon(self.request_stop)
-        return {"ok": True, "stopping": True}
 
     def status(self) -> dict[str, Any]:
         """What ``tld manager status`` shows (docs/manager.md lists the fields)."""
