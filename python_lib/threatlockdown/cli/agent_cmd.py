@@ -12,28 +12,15 @@ from ..manager import service
 from ..manager.home import Home
 from ..manager.process import Notify
 from ..manager.sections import DEFAULT_AGENT_PORT, DEFAULT_ENROLLMENT_PORT, split_host_port
-from .common import add_home_option, home_from
+from .common import add_home_option
+from .daemon_actions import DaemonActions, add_daemon_actions
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="run the agent daemon", description="Run and control the agent daemon.")
     asub = p.add_subparsers(dest="action", metavar="ACTION")
     asub.required = True
-
-    start = asub.add_parser("start", help="start the agent (in the background unless --foreground)")
-    _daemon_options(start)
-    start.set_defaults(func=_start)
-    restart = asub.add_parser("restart", help="stop, then start in the background")
-    _daemon_options(restart)
-    restart.set_defaults(func=_restart)
-    stop = asub.add_parser("stop", help="stop the agent (unsent events stay in its spool)")
-    add_home_option(stop)
-    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
-    stop.set_defaults(func=_stop)
-    status = asub.add_parser("status", help="connection, spool and sources (exit 3: not running)")
-    add_home_option(status)
-    status.add_argument("--json", action="store_true", help="one JSON object")
-    status.set_defaults(func=_status)
+    add_daemon_actions(asub, ACTIONS)
 
     enroll = asub.add_parser("enroll", help="get an ID and key from the manager's enrollment service")
     add_home_option(enroll)
@@ -54,17 +41,10 @@ def register(sub: Any) -> None:
     imp.set_defaults(func=_import_key)
 
 
-def _daemon_options(p: argparse.ArgumentParser) -> None:
-    add_home_option(p)
-    p.add_argument("--foreground", action="store_true", help="stay in the foreground (systemd, tests)")
+def _manager_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--manager", metavar="HOST[:PORT]", help="manager address (default: <client><server> in ossec.conf)"
     )
-    p.add_argument("--timeout", type=float, default=30.0, help=argparse.SUPPRESS)
-
-
-def _home(args: argparse.Namespace) -> Home:
-    return Home(home_from(args).resolve(), "agent")
 
 
 def _serve(home: Home, args: argparse.Namespace) -> service.Serve | None:
@@ -87,32 +67,29 @@ def _serve(home: Home, args: argparse.Namespace) -> service.Serve | None:
     return serve
 
 
-def _start(args: argparse.Namespace) -> int:
-    home = _home(args)
-    serve = _serve(home, args)
-    return 2 if serve is None else service.start(home, serve, foreground=args.foreground)
-
-
-def _restart(args: argparse.Namespace) -> int:
-    home = _home(args)
-    serve = _serve(home, args)
-    return 2 if serve is None else service.restart(home, serve, timeout=args.timeout)
-
-
-def _stop(args: argparse.Namespace) -> int:
-    return service.stop(_home(args), timeout=args.timeout)
-
-
-def _status(args: argparse.Namespace) -> int:
+def _status_text(status: dict[str, Any]) -> str:
+    # Imported here: the agent package loads the whole daemon, which other `tld` commands do not need.
     from ..agent.status import agent_status_text
 
-    return service.status(_home(args), as_json=args.json, show=agent_status_text)
+    return agent_status_text(status)
+
+
+ACTIONS = DaemonActions(
+    role="agent",
+    start_help="start the agent (in the background unless --foreground)",
+    stop_help="stop the agent (unsent events stay in its spool)",
+    status_help="connection, spool and sources (exit 3: not running)",
+    stop_timeout=30.0,
+    add_serve_options=_manager_option,
+    serve=_serve,
+    status_text=_status_text,
+)
 
 
 def _enroll(args: argparse.Namespace) -> int:
     from ..transport import TransportError, enroll
 
-    home = _home(args)
+    home = ACTIONS.home(args)
     try:
         host, port = split_host_port(args.manager, DEFAULT_ENROLLMENT_PORT)
         result = asyncio.run(enroll(home.root, host, port, args.name, args.password, args.fingerprint))
@@ -128,7 +105,7 @@ def _enroll(args: argparse.Namespace) -> int:
 def _import_key(args: argparse.Namespace) -> int:
     from ..transport import AgentKey, write_agent_files
 
-    home = _home(args)
+    home = ACTIONS.home(args)
     fields = args.key_line.split()
     if len(fields) != 4:
         print("error: the key line must be 'ID NAME IP KEY' (four fields)", file=sys.stderr)

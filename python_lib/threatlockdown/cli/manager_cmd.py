@@ -14,7 +14,8 @@ from ..manager.process import Notify
 from ..manager.statustext import manager_status_text
 
 # The daemon is imported only by the commands that run it, so other `tld` commands start fast.
-from .common import add_home_option, home_from
+from .common import add_home_option
+from .daemon_actions import DaemonActions, add_daemon_actions
 
 
 def register(sub: Any) -> None:
@@ -24,20 +25,7 @@ def register(sub: Any) -> None:
     msub = p.add_subparsers(dest="action", metavar="ACTION")
     msub.required = True
 
-    start = msub.add_parser("start", help="start the daemon (in the background unless --foreground)")
-    _daemon_options(start)
-    start.set_defaults(func=_start)
-    restart = msub.add_parser("restart", help="stop, then start in the background")
-    _daemon_options(restart)
-    restart.set_defaults(func=_restart)
-    stop = msub.add_parser("stop", help="stop gracefully: queued events analysed, positions saved")
-    add_home_option(stop)
-    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
-    stop.set_defaults(func=_stop)
-    status = msub.add_parser("status", help="uptime, events, alerts, queue, agents (exit 3: not running)")
-    add_home_option(status)
-    status.add_argument("--json", action="store_true", help="one JSON object")
-    status.set_defaults(func=_status)
+    add_daemon_actions(msub, ACTIONS)
     reload = msub.add_parser("reload", help="re-read ossec.conf and the ruleset (same as SIGHUP)")
     add_home_option(reload)
     reload.set_defaults(func=_reload)
@@ -55,9 +43,7 @@ def register(sub: Any) -> None:
     lst.set_defaults(func=_agents_list)
 
 
-def _daemon_options(p: argparse.ArgumentParser) -> None:
-    add_home_option(p)
-    p.add_argument("--foreground", action="store_true", help="stay in the foreground (systemd, tests)")
+def _queue_size_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--queue-size",
         type=int,
@@ -65,14 +51,9 @@ def _daemon_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="events the analysis queue holds (default 16384)",
     )
-    p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
 
 
-def _home(args: argparse.Namespace) -> Home:
-    return Home(home_from(args).resolve(), "manager")
-
-
-def _serve(home: Home, args: argparse.Namespace) -> service.Serve:
+def _serve(home: Home, args: argparse.Namespace) -> service.Serve | None:
     def serve(notify: Notify, foreground: bool) -> int:
         from ..manager.daemon import DaemonOptions, ManagerDaemon
         from ..manager.logfile import setup_logging
@@ -93,32 +74,26 @@ def _serve(home: Home, args: argparse.Namespace) -> service.Serve:
     return serve
 
 
-def _start(args: argparse.Namespace) -> int:
-    home = _home(args)
-    return service.start(home, _serve(home, args), foreground=args.foreground)
-
-
-def _restart(args: argparse.Namespace) -> int:
-    home = _home(args)
-    return service.restart(home, _serve(home, args), timeout=args.timeout)
-
-
-def _stop(args: argparse.Namespace) -> int:
-    return service.stop(_home(args), timeout=args.timeout)
-
-
-def _status(args: argparse.Namespace) -> int:
-    return service.status(_home(args), as_json=args.json, show=manager_status_text)
+ACTIONS = DaemonActions(
+    role="manager",
+    start_help="start the daemon (in the background unless --foreground)",
+    stop_help="stop gracefully: queued events analysed, positions saved",
+    status_help="uptime, events, alerts, queue, agents (exit 3: not running)",
+    stop_timeout=60.0,
+    add_serve_options=_queue_size_option,
+    serve=_serve,
+    status_text=manager_status_text,
+)
 
 
 def _reload(args: argparse.Namespace) -> int:
-    return service.reload(_home(args))
+    return service.reload(ACTIONS.home(args))
 
 
 def _agents_add(args: argparse.Namespace) -> int:
     from ..transport import DuplicateAgentError, add_agent, ensure_manager_identity
 
-    home = _home(args)
+    home = ACTIONS.home(args)
     try:
         line = add_agent(home.root, args.name, ip=args.ip)
         fingerprint = ensure_manager_identity(home.root).fingerprint
@@ -141,7 +116,7 @@ def _agents_add(args: argparse.Namespace) -> int:
 def _agents_list(args: argparse.Namespace) -> int:
     from ..transport import read_client_keys
 
-    home = _home(args)
+    home = ACTIONS.home(args)
     path = home.etc / "client.keys"
     try:
         keys = read_client_keys(path, missing_ok=True)
