@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import ssl
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +19,13 @@ from typing import Any
 from .agent_files import write_agent_files
 from .auth import Refusal, RefusalLog
 from .errors import ConnectionClosed, EnrollmentRefused, FingerprintMismatch, ProtocolError
-from .framing import close_gracefully, close_quietly, read_frame, write_frame
-from .identity import (
-    ManagerIdentity,
-    client_context,
-    ensure_manager_identity,
-    normalize_fingerprint,
-    peer_fingerprint,
-    server_context,
-)
-from .keys import AgentKey, name_problem, normalized_address
+from .framing import close_quietly, read_frame, write_frame
+from .identity import client_context, normalize_fingerprint, peer_fingerprint
+from .keys import AgentKey, name_problem
 from .messages import PROTOCOL_VERSION, get_int, get_str, require_type
 from .registry import DuplicateAgentError, register_agent
 from .stats import EnrollmentStats
+from .tls_listener import TlsListener
 
 log = logging.getLogger("threatlockdown.transport")
 
@@ -63,76 +56,26 @@ def _same_secret(given: str, expected: str) -> bool:
     )
 
 
-class EnrollmentServer:
+class EnrollmentServer(TlsListener):
+    listening_for = "agent enrollment"
+    serving = "enrollment request"
+
     def __init__(self, config: EnrollmentConfig) -> None:
+        super().__init__(config.home, config.host, config.port, config.handshake_timeout)
         self._config = config
         self._refusal_log = RefusalLog(log, config.refusal_log_interval)
-        self._server: asyncio.Server | None = None
-        self._identity: ManagerIdentity | None = None
-        self._ssl: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()  # one registration at a time in this process (flock covers others)
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._enrolled = 0
         self._refused: Counter[str] = Counter()
-
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("EnrollmentServer already started")
-        self._identity = await asyncio.to_thread(ensure_manager_identity, self._config.home)
-        self._ssl = server_context(self._identity)
-        self._server = await asyncio.start_server(self._handle, self._config.host, self._config.port)
-        log.info("listening for agent enrollment on %s:%d", self._config.host or "*", self.port)
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0; with host None and port 0 each address family would get
-        its own port, and this is the first one's)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("EnrollmentServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def fingerprint(self) -> str:
-        if self._identity is None:
-            raise RuntimeError("EnrollmentServer is not started")
-        return self._identity.fingerprint
-
-    async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for writer in list(self._connections.values()):
-            close_quietly(writer)
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        await server.wait_closed()
-
-    async def __aenter__(self) -> EnrollmentServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def stats(self) -> EnrollmentStats:
         return EnrollmentStats(enrolled=self._enrolled, refused=dict(self._refused))
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None and self._ssl is not None
-        self._connections[task] = writer
-        peer = "unknown"
-        peername = writer.get_extra_info("peername")
-        if isinstance(peername, tuple) and peername:
-            peer = normalized_address(str(peername[0]))
-        try:
-            await writer.start_tls(self._ssl, ssl_handshake_timeout=self._config.handshake_timeout)
-        except OSError as exc:
-            self._refuse(peer, Refusal("tls_handshake", str(exc) or type(exc).__name__, ""))
-            self._connections.pop(task, None)
-            close_quietly(writer)
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        failure = await self._start_tls(writer)
+        if failure is not None:
+            self._refuse(peer, Refusal("tls_handshake", failure, ""))
+            close_quietly(writer)  # nothing can be said to a peer without TLS
             return
         try:
             async with asyncio.timeout(self._config.handshake_timeout):
@@ -153,11 +96,6 @@ class EnrollmentServer:
             await _send_refusal(writer, "bad request")
         except (ConnectionClosed, OSError) as exc:
             log.debug("enrollment connection from %s ended: %s", peer, exc)
-        except Exception:
-            log.exception("unexpected error serving the enrollment request from %s", peer)
-        finally:
-            self._connections.pop(task, None)
-            await close_gracefully(writer)
 
     def _refuse(self, peer: str, refusal: Refusal) -> None:
         self._refused[refusal.reason] += 1

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,9 +15,8 @@ from pathlib import Path
 from ..errors import SourceErrors
 from .auth import NONCE_BYTES, Refusal, RefusalLog, proof_matches
 from .errors import ConnectionClosed, ProtocolError
-from .framing import close_gracefully, close_quietly, read_frame, write_frame
-from .identity import ManagerIdentity, ensure_manager_identity, server_context
-from .keys import new_agent_key, normalized_address
+from .framing import close_quietly, read_frame, write_frame
+from .keys import new_agent_key
 from .messages import (
     PROTOCOL_VERSION,
     AgentEvent,
@@ -33,6 +31,7 @@ from .paths import HomeLayout
 from .registry import KeyStore
 from .seqstate import SeqStateStore, StreamState
 from .stats import ConnectedAgent, ManagerStats
+from .tls_listener import TlsListener
 
 log = logging.getLogger("threatlockdown.transport")
 
@@ -75,17 +74,15 @@ def _shown(text: str) -> str:
     return repr(text[:64])
 
 
-def _peer_ip(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    if isinstance(peer, tuple) and peer:
-        return normalized_address(str(peer[0]))
-    return "unknown"
-
-
-class ManagerServer:
+class ManagerServer(TlsListener):
     """Listens for agents; see the package docstring for the protocol and guarantees."""
 
+    listening_for = "agents"
+
     def __init__(self, config: ManagerConfig, on_events: OnEvents) -> None:
+        super().__init__(
+            config.home, config.host, config.port, config.handshake_timeout, close_grace=config.close_timeout
+        )
         self._config = config
         self._on_events = on_events
         layout = HomeLayout(config.home)
@@ -94,10 +91,6 @@ class ManagerServer:
         self._refusal_log = RefusalLog(log, config.refusal_log_interval)
         # Unknown IDs are checked against a random key so they cost the same time as known ones.
         self._dummy_key = new_agent_key()
-        self._server: asyncio.Server | None = None
-        self._identity: ManagerIdentity | None = None
-        self._ssl: ssl.SSLContext | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._sessions: dict[str, _Session] = {}
         self._agent_locks: dict[str, asyncio.Lock] = {}
         self._refused: Counter[str] = Counter()
@@ -107,56 +100,15 @@ class ManagerServer:
         self._gaps = 0
         self._replaced = 0
 
-    async def start(self) -> None:
-        """Create the certificate if needed, read client.keys (errors raise SourceErrors) and listen."""
-        if self._server is not None:
-            raise RuntimeError("ManagerServer already started")
-        self._identity = await asyncio.to_thread(ensure_manager_identity, self._config.home)
-        self._keys.load()
-        self._ssl = server_context(self._identity)
-        # TLS is started inside the handler rather than by the server, so failed handshakes are counted.
-        self._server = await asyncio.start_server(self._handle, self._config.host, self._config.port)
-        log.info("listening for agents on %s:%d", self._config.host or "*", self.port)
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0; with host None and port 0 each address family would get
-        its own port, and this is the first one's)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("ManagerServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def fingerprint(self) -> str:
-        if self._identity is None:
-            raise RuntimeError("ManagerServer is not started")
-        return self._identity.fingerprint
+    def _prepare(self) -> None:
+        self._keys.load()  # errors raise SourceErrors, so a broken client.keys stops start()
 
     async def close(self) -> None:
         """Stop listening and end every session; a batch being handed to on_events is finished first
         (up to close_timeout), so it is persisted and not resent."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for writer in list(self._connections.values()):
-            close_quietly(writer)
-        tasks = list(self._connections)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._config.close_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        await server.wait_closed()
-        log.info("stopped listening for agents")
-
-    async def __aenter__(self) -> ManagerServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        if self._server is not None:
+            await super().close()
+            log.info("stopped listening for agents")
 
     def stats(self) -> ManagerStats:
         connected = tuple(
@@ -177,29 +129,14 @@ class ManagerServer:
 
     # --- one connection ------------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[task] = writer
-        peer = _peer_ip(writer)
-        try:
-            await self._serve(reader, writer, peer)
-        except Exception:
-            log.exception("unexpected error serving the connection from %s", peer)
-        finally:
-            self._connections.pop(task, None)
-            await close_gracefully(writer)
-
     def _dropped(self, peer: str, kind: str, detail: str) -> None:
         self._errors[kind] += 1
         self._refusal_log.dropped(peer, kind, detail)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
-        assert self._ssl is not None
-        try:
-            await writer.start_tls(self._ssl, ssl_handshake_timeout=self._config.handshake_timeout)
-        except OSError as exc:  # ssl.SSLError, resets and the handshake timeout are all OSErrors
-            self._dropped(peer, "tls_handshake", str(exc) or type(exc).__name__)
+        failure = await self._start_tls(writer)
+        if failure is not None:
+            self._dropped(peer, "tls_handshake", failure)
             return
         try:
             async with asyncio.timeout(self._config.handshake_timeout):
