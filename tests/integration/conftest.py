@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +66,26 @@ def lab_inventory(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lab.write_inventory(
         tmp_path_factory.mktemp("inventory") / "hosts.yml", groups={"web": ["web1", "web2"]}
     )
+
+
+@pytest.fixture(scope="session")
+def ssh_login_attempt(lab: Lab) -> Callable[[str, str], subprocess.CompletedProcess[str]]:
+    """``attempt(user, address)``: an ssh login from the attacker host, which has no key, so sshd refuses
+    it and logs it (``Invalid user`` when the user does not exist)."""
+
+    def attempt(user: str, address: str) -> subprocess.CompletedProcess[str]:
+        return lab.exec(
+            "attacker",
+            [
+                "ssh",
+                "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "ConnectTimeout=5",
+                f"{user}@{address}",
+                "true",
+            ],
+            timeout=30,
+        )  # fmt: skip
+
+    return attempt

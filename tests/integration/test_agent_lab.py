@@ -8,7 +8,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,28 +86,14 @@ def agent_setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         manager.stop()
 
 
-def test_agent_in_a_host_forwards_sshd_and_alerts_name_the_agent(lab: Lab, agent_setup: Setup) -> None:
+def test_agent_in_a_host_forwards_sshd_and_alerts_name_the_agent(
+    lab: Lab, agent_setup: Setup, ssh_login_attempt: Callable[[str, str], object]
+) -> None:
     web1, attacker = lab.ipv4(HOST), lab.ipv4("attacker")
     [connected] = agent_setup.manager.status()["agents"]["connected"]
     assert (connected["name"], connected["ip"]) == (HOST, web1)
     user = f"ghost{int(time.time()) % 100000}"
-    lab.exec(
-        "attacker",
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=5",
-            f"{user}@{web1}",
-            "true",
-        ],
-        timeout=30,
-    )
+    ssh_login_attempt(user, web1)
 
     def ours() -> list[dict[str, Any]]:
         return [a for a in _alerts(agent_setup.alerts) if a["rule"]["id"] == "5710" and user in a["full_log"]]

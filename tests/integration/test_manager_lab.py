@@ -11,7 +11,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,10 @@ def forwarding_host(lab: Lab) -> Iterator[tuple[int, int]]:
 
 
 def test_sshd_via_rsyslog_forwarding_gives_a_5710_alert(
-    lab: Lab, forwarding_host: tuple[int, int], tmp_path: Path
+    lab: Lab,
+    forwarding_host: tuple[int, int],
+    tmp_path: Path,
+    ssh_login_attempt: Callable[[str, str], object],
 ) -> None:
     udp, tcp = forwarding_host
     controller, sender, attacker = lab.controller_ipv4, lab.ipv4(HOST), lab.ipv4("attacker")
@@ -78,23 +81,7 @@ def test_sshd_via_rsyslog_forwarding_gives_a_5710_alert(
     manager = Manager(write_home(tmp_path, remotes)).start()
     try:
         user = f"nosuch{int(time.time()) % 100000}"
-        lab.exec(
-            "attacker",
-            [
-                "ssh",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=5",
-                f"{user}@{sender}",
-                "true",
-            ],
-            timeout=30,
-        )
+        ssh_login_attempt(user, sender)
         alerts_file = tmp_path / "logs" / "alerts" / "alerts.json"
 
         def ours() -> list[dict[str, Any]]:
