@@ -78,9 +78,19 @@ def _history(lab: Lab, address: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("subject") == address or address in json.dumps(r.get("key"))]
 
 
-def _describe(row: dict[str, Any]) -> str:
-    detail = " ".join(f"{k}={v}" for k, v in (row.get("detail") or {}).items() if v not in (None, "", [], {}))
-    return f"{row.get('event')}: host={row.get('host')} command={row.get('command')} {detail}".rstrip()
+# Fields of a `tld ar history --json` row; every other field is the event's detail (at the top level).
+_ROW_FIELDS = frozenset({"time", "event", "key", "command", "target", "subject"})
+# The history events of a block being removed (by the timeout, or given up on as never applied).
+REVERT_EVENTS = frozenset({"reverting", "reverted", "expired"})
+
+
+def describe_history_row(row: dict[str, Any]) -> str:
+    """One history row as a timeline detail: the event, the host the response ran on (the row's
+    ``target``), the command, then the event's details."""
+    detail = " ".join(
+        f"{k}={v}" for k, v in row.items() if k not in _ROW_FIELDS and v not in (None, "", [], {})
+    )
+    return f"{row.get('event')}: host={row.get('target')} command={row.get('command')} {detail}".rstrip()
 
 
 def _agent_connected(lab: Lab, host: str) -> bool:
@@ -191,11 +201,11 @@ def _reference_case(lab: Lab, options: DemoOptions, timeline: Timeline, scratch:
     blocked_at = time.monotonic()
     entry = drop_entry(lab, "web1", attacker)
     rows = _history(lab, attacker)
+    nft_set = "inet/threatlockdown/blocked4"
     timeline.step(
         "active response on web1 through ansible-runner",
-        [_describe(r) for r in rows] + [f"web1 nft set {'/'.join(('inet', 'threatlockdown', 'blocked4'))}: "
-                                         f"{entry.text if entry else '?'}"],
-    )  # fmt: skip
+        [describe_history_row(r) for r in rows] + [f"web1 nft set {nft_set}: {entry.text if entry else '?'}"],
+    )
     ar_log = log_line(lab, "manager", f"{HOME}/logs/active-responses.log", attacker)
     if ar_log:
         timeline.note(f"manager active-responses.log: {ar_log}")
@@ -208,11 +218,11 @@ def _reference_case(lab: Lab, options: DemoOptions, timeline: Timeline, scratch:
         timeline.note("web2 (location local: not blocked there) still answers the attacker")
 
     wait_for("revert on web1", lambda: drop_entry(lab, "web1", attacker) is None, options.timeout + 60, 0.2)
-    reverts = [r for r in _history(lab, attacker) if "delete" in str(r.get("event")) or "expire" in str(r)]
+    reverts = [r for r in _history(lab, attacker) if r.get("event") in REVERT_EVENTS]
     timeline.step(
         f"revert after the {options.timeout} s timeout: block removed "
         f"{time.monotonic() - blocked_at:.1f} s after it was seen",
-        [_describe(r) for r in reverts[-2:]],
+        [describe_history_row(r) for r in reverts[-2:]],
     )
     if tcp_connects(lab, "attacker", "web1"):
         timeline.step("connection restored: the attacker reaches web1:22 again")
