@@ -7,7 +7,7 @@ what alerts.json does not carry: the rule's exact group string and its ``no_ar``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.session import ProcessResult
@@ -39,6 +39,7 @@ class AlertFacts:
     manager_name: str
     alert_id: str
     decoder: str
+    rule: Mapping[str, Any] = field(default_factory=dict)  # alert["rule"], read once here
 
     @property
     def from_audit_log(self) -> bool:
@@ -73,6 +74,16 @@ def _obj(value: Any) -> Mapping[str, Any]:
 GROUP_KEYS = ("groups", *(prefix[:-1] for prefix in COMPLIANCE_PREFIXES))
 
 
+def group_lists(rule: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The rule's values of GROUP_KEYS, in that order: what its group string is built from.
+
+    Spelled out because it runs per alert, and a tuple display costs less than tuple(map(...));
+    a unit test keeps it equal to GROUP_KEYS."""
+    get = rule.get
+    return (get("groups"), get("pci_dss"), get("gdpr"), get("gpg13"), get("hipaa"), get("nist_800_53"),
+            get("tsc"), get("cis"))  # fmt: skip
+
+
 def group_string_of(rule: Mapping[str, Any]) -> str:
     """Rebuild Wazuh's group string from an alert's ``rule`` object.
 
@@ -95,41 +106,54 @@ def facts_from_alert(
     alert: Mapping[str, Any], *, no_ar: bool = False, group_string: str | None = None
 ) -> AlertFacts:
     """The facts of an alerts.json object; AlertShapeError when it has no usable rule."""
+    # Runs for every alert: plain dicts and strings (what JSON gives) are tested by type inline, the
+    # general checks (Mapping, numbers) run only for anything else.
     rule = alert.get("rule")
     if type(rule) is not dict and not isinstance(rule, Mapping):
         raise AlertShapeError("no 'rule' object")
-    rule_id_text = _text(rule.get("id"))
+    raw_id = rule.get("id")
+    rule_id_text = raw_id if type(raw_id) is str else _text(raw_id)
     if rule_id_text is None or not rule_id_text.isascii() or not rule_id_text.isdigit():
-        raise AlertShapeError(f"rule.id {rule.get('id')!r} is not a number")
+        raise AlertShapeError(f"rule.id {raw_id!r} is not a number")
     level = rule.get("level")
     if type(level) is not int:
         if isinstance(level, str) and level.isascii() and level.isdigit():
             level = int(level)
         if not isinstance(level, int) or isinstance(level, bool):
             raise AlertShapeError(f"rule.level {rule.get('level')!r} is not a number")
-    data = _obj(alert.get("data"))
-    agent = _obj(alert.get("agent"))
-    decoder = _obj(alert.get("decoder"))
+    data = alert.get("data")
+    if type(data) is not dict:
+        data = _obj(data)
+    agent = alert.get("agent")
+    if type(agent) is not dict:
+        agent = _obj(agent)
+    decoder = alert.get("decoder")
+    if type(decoder) is not dict:
+        decoder = _obj(decoder)
+    manager = alert.get("manager")
+    if type(manager) is not dict:
+        manager = _obj(manager)
     srcip = data.get("srcip")
     dstuser = data.get("dstuser")
     agent_id = agent.get("id")
     agent_name = agent.get("name")
+    manager_name = manager.get("name")
     alert_id = alert.get("id")
     parent = decoder.get("parent") or decoder.get("name")
     return AlertFacts(
-        alert=alert,
-        rule_id=int(rule_id_text),
-        level=level,
-        group_string=group_string,
-        no_ar=no_ar,
-        # Strings are the rule in alerts.json: test the type inline, call _text only otherwise.
-        srcip=srcip if type(srcip) is str else _text(srcip),
-        dstuser=dstuser if type(dstuser) is str or dstuser is None else _text(dstuser),
-        agent_id=(agent_id if type(agent_id) is str else _text(agent_id)) or MANAGER_AGENT_ID,
-        agent_name=(agent_name if type(agent_name) is str else _text(agent_name)) or "",
-        manager_name=_text(_obj(alert.get("manager")).get("name")) or "",
-        alert_id=(alert_id if type(alert_id) is str else _text(alert_id)) or "",
-        decoder=(parent if type(parent) is str else _text(parent)) or "",
+        alert,
+        int(rule_id_text),
+        level,
+        group_string,
+        no_ar,
+        srcip if type(srcip) is str else _text(srcip),
+        dstuser if type(dstuser) is str or dstuser is None else _text(dstuser),
+        (agent_id if type(agent_id) is str else _text(agent_id)) or MANAGER_AGENT_ID,
+        (agent_name if type(agent_name) is str else _text(agent_name)) or "",
+        (manager_name if type(manager_name) is str else _text(manager_name)) or "",
+        (alert_id if type(alert_id) is str else _text(alert_id)) or "",
+        (parent if type(parent) is str else _text(parent)) or "",
+        rule,
     )
 
 

@@ -69,6 +69,59 @@ def _one_line(text: str, limit: int = 500) -> str:
     return cleaned[:limit]
 
 
+# Records wait in memory and go to the file in one write of at least this many bytes, and at every flush
+# point (the engine's flush interval, after each execution's results, at stop): one write call per
+# record would cost about as much as serialising it. The size of a default file buffer, so a SIGKILL
+# loses no more than it did with one.
+WRITE_CHUNK = 8 * 1024
+
+
+class _Lines:
+    """One append-only file written in chunks."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the engine's life
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, line: bytes) -> None:
+        self.parts.append(line)
+        self.size += len(line)
+        if self.size >= WRITE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            view = memoryview(data)
+            while view:  # an unbuffered write may be partial
+                view = view[self.file.write(view) or 0 :]
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+class _SecondStamp:
+    """Timestamps formatted once per second (strftime per record would cost more than the record)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.second = -1
+        self.text = b""
+        self.zone = b""
+
+    def at(self, second: int) -> tuple[bytes, bytes]:
+        if second != self.second:
+            lt = time.localtime(second)
+            self.second = second
+            self.text = time.strftime(self.pattern, lt).encode()
+            self.zone = time.strftime("%z", lt).encode()
+        return self.text, self.zone
+
+
 class AuditLog:
     """Both files, appended to and flushed at the engine's flush points."""
 
@@ -77,11 +130,10 @@ class AuditLog:
         self.ar_log_path = logs_dir / "active-responses.log"
         self.json_path = logs_dir / "active-responses.json"
         self.node_name = node_name
-        self._ar: IO[bytes] = open(self.ar_log_path, "ab")  # noqa: SIM115 - kept open for the engine's life
-        self._json: IO[bytes] = open(self.json_path, "ab")  # noqa: SIM115
-        self._second = -1  # the second _prefix was formatted for: strftime once per second, not per line
-        self._prefix = ""
-        self._zone = ""
+        self._ar = _Lines(self.ar_log_path)
+        self._json = _Lines(self.json_path)
+        self._iso = _SecondStamp("%Y-%m-%dT%H:%M:%S")
+        self._wazuh = _SecondStamp("%Y/%m/%d %H:%M:%S")
 
     def executed(
         self,
@@ -89,52 +141,77 @@ class AuditLog:
         action: str,
         executable: str,
         extra_args: Sequence[str],
-        alert: Mapping[str, Any],
+        alert: Mapping[str, Any] | None = None,
         target: str,
         when: float | None = None,
+        alert_text: str | None = None,
     ) -> None:
-        message = ar_message(
-            node_name=self.node_name,
-            action=action,
-            executable=executable,
-            extra_args=extra_args,
-            alert=alert,
-            target=target,
-        )
-        stamp = wazuh_stamp(time.time() if when is None else when)
-        self._ar.write(f"{stamp} {ar_program(executable)}: ".encode() + orjson.dumps(message) + b"\n")
+        """The Wazuh line of an executed add or delete. ``alert_text``: the alert as compact JSON (as
+        queued and stored), put into the line as it is instead of serialising ``alert`` again."""
+        program = ar_program(executable)
+        stamp, _ = self._wazuh.at(int(time.time() if when is None else when))
+        if alert_text is None:
+            message = ar_message(
+                node_name=self.node_name,
+                action=action,
+                executable=executable,
+                extra_args=extra_args,
+                alert=alert if alert is not None else {},
+                target=target,
+            )
+            body = orjson.dumps(message)
+        else:
+            # The same bytes as orjson.dumps(ar_message(...)): the alert text is spliced in where
+            # "alert" goes, between extra_args and program.
+            head = orjson.dumps(
+                {
+                    "version": 1,
+                    "origin": {"name": self.node_name, "module": MODULE},
+                    "command": action,
+                    "parameters": {"extra_args": list(extra_args)},
+                }
+            )
+            rest = orjson.dumps({"program": program, "target": target})
+            body = b"".join(
+                (head[:-2], b',"alert":', alert_text.encode() if alert_text else b"{}", b",", rest[1:], b"}")
+            )
+        self._ar.add(b"".join((stamp, b" ", program.encode(), b": ", body, b"\n")))
 
     def failed(
         self, *, action: str, executable: str, target: str, subject: str, status: str, message: str
     ) -> None:
-        stamp = wazuh_stamp(time.time())
+        stamp, _ = self._wazuh.at(int(time.time()))
         what = f"{action} {subject} on {target} {status}: {_one_line(message)}"
-        text = f"{stamp} {ar_program(executable)}: {what}\n"
-        self._ar.write(text.encode("utf-8", errors="replace"))
+        text = f" {ar_program(executable)}: {what}\n"
+        self._ar.add(stamp + text.encode("utf-8", errors="replace"))
 
     def decision(self, event: str, **fields: Any) -> None:
         self.write({k: v for k, v in fields.items() if v is not None}, event)
 
-    def write(self, fields: dict[str, Any], event: str) -> None:
-        """Append one record: ``fields`` (no None values) after the timestamp and event."""
+    def stamp(self) -> bytes:
+        """Now, as the ``timestamp`` of a JSON record: ``2024-05-01T12:00:00.123+0000``."""
         now = time.time()
         second = int(now)
-        if second != self._second:
-            lt = time.localtime(second)
-            self._second, self._prefix, self._zone = (
-                second,
-                time.strftime("%Y-%m-%dT%H:%M:%S", lt),
-                time.strftime("%z", lt),
-            )
-        stamp = f"{self._prefix}.{int((now - second) * 1000):03d}{self._zone}"
-        record: dict[str, Any] = {"timestamp": stamp, "event": event, **fields}
-        self._json.write(orjson.dumps(record, default=str) + b"\n")
+        text, zone = self._iso.at(second)
+        return b"%s.%03d%s" % (text, int((now - second) * 1000), zone)
+
+    def write(self, fields: dict[str, Any], event: str) -> None:
+        """Append one record: ``fields`` (no None values) after the timestamp and event."""
+        body = orjson.dumps(fields, default=str)
+        head = b'{"timestamp":"%s","event":%s' % (self.stamp(), orjson.dumps(event))
+        self._json.add(b"".join((head, b"," if len(body) > 2 else b"", body[1:], b"\n")))
+
+    def write_parts(self, event: bytes, parts: Sequence[bytes]) -> None:
+        """Append one record from already serialised pieces: ``event`` is the JSON string of the event,
+        ``parts`` the members (``"name":value`` with their commas) that follow it, in order."""
+        self._json.add(
+            b"".join((b'{"timestamp":"', self.stamp(), b'","event":', event, b",", *parts, b"}\n"))
+        )
 
     def flush(self) -> None:
         self._ar.flush()
         self._json.flush()
 
     def close(self) -> None:
-        self.flush()
         self._ar.close()
         self._json.close()

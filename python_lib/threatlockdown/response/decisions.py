@@ -78,21 +78,12 @@ def reason_of(outcome: Outcome, intent: Intent, p: Preview) -> str:
 
 def decision_of(intent: Intent, facts: AlertFacts, p: Preview, reason: str | None = None) -> Decision:
     b = intent.binding
+    # Positional: built for every decision, and keyword arguments cost twice as much.
     return Decision(
-        outcome=p.outcome,
-        reason=reason or reason_of(p.outcome, intent, p),
-        key=intent.key,
-        command=b.command.name,
-        target=intent.host,
-        srcip=intent.srcip,
-        user=intent.user,
-        timeout=p.timeout,
-        expires=p.expires,
-        offences=p.offence,
-        rule_id=facts.rule_id,
-        alert_id=facts.alert_id or None,
-        block=b.label,
-    )
+        p.outcome, reason or reason_of(p.outcome, intent, p), intent.key, b.command.name, intent.host,
+        intent.srcip, intent.user, p.timeout, p.expires, p.offence, facts.rule_id, facts.alert_id or None,
+        b.label,
+    )  # fmt: skip
 
 
 def skip_decision(skip: Skip, facts: AlertFacts) -> Decision:

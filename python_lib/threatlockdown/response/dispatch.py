@@ -2,8 +2,9 @@
 
 Actions that become due within ``window`` seconds of each other are carried out as one execution per
 (command, action) with many (host, parameters) items: a playbook run costs about a second whatever the
-number of items, so a burst of 200 attackers costs one run, not 200. The queue is bounded: when it is
-full ``submit`` waits, which slows the caller (the manager's analysis) instead of growing memory.
+number of items, so a burst of 200 attackers costs one run, not 200. A window that already holds
+``max_items`` actions closes at once. The queue is bounded: when it is full ``submit`` waits, which
+slows the caller (the manager's analysis) instead of growing memory.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class Job:
 
 
 ResultHandler = Callable[[Batch, list[tuple[Job, ItemResult]]], Awaitable[None]]
-BeforeRun = Callable[[Batch, list[Job]], None]
+# Makes the jobs durable before they run (the engine's write-ahead). Called once for every job of a
+# window before the first of its executions starts (one transaction, not one per batch), and again per
+# batch right before it runs, where it normally finds nothing left to write; an error there fails the
+# batch's items (retried), an error at the window is only logged.
+BeforeRun = Callable[[list[Job]], None]
 
 
 @dataclass
@@ -89,6 +94,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        # Jobs taken from the queue for the batch being formed, not yet handed to an execution: neither
+        # queued nor running, but not done either (a stop must wait for them too).
+        self._forming = 0
+        # Set whenever work may have finished; wait_idle() clears it and checks again (so several
+        # executions finishing together, in any order, cannot be missed).
+        self._changed = asyncio.Event()
         self._ids = itertools.count(1)
         self.stats = DispatchStats()
 
@@ -96,7 +107,16 @@ class Dispatcher:
 
     async def submit(self, job: Job) -> None:
         """Queue ``job``; waits while the queue is full (back-pressure)."""
-        await self._queue.put(job)
+        if not self.offer(job):
+            await self._queue.put(job)
+
+    def offer(self, job: Job) -> bool:
+        """Queue ``job`` if there is room now (no coroutine to run); False when the queue is full."""
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            return False
+        return True
 
     def retry_later(self, job: Job, delay: float) -> None:
         """Run ``job`` again after ``delay`` seconds; retries do not count against the queue bound (there
@@ -110,6 +130,7 @@ class Dispatcher:
             self.stats.waiting_retry -= 1
             self._retries.append(job)
             self._wake.set()
+            self._changed.set()
 
         handle = asyncio.get_running_loop().call_later(delay, due)
         self._retry_handles.add(handle)
@@ -123,24 +144,56 @@ class Dispatcher:
     def queued(self) -> int:
         return self._queue.qsize() + len(self._retries)
 
+    @property
+    def busy(self) -> bool:
+        """Some job is queued, due for a retry, in the batch being formed, executing, or having its
+        results recorded. (Retries still waiting for their delay do not count.)"""
+        return bool(self._queue.qsize() or self._retries or self._forming or self._running)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until the dispatcher is not ``busy``; False when ``timeout`` passes first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.busy:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            # asyncio.wait, not wait_for: in 3.11 wait_for can swallow a cancellation of the caller.
+            waiter = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait((waiter,), timeout=remaining)
+            finally:
+                waiter.cancel()
+        return True
+
     # -- the loop ------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            first = await self._next()
-            jobs = [first]
-            deadline = loop.time() + self.window
+        try:
             while True:
-                jobs.extend(self._take_ready())
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                job = await self._get(remaining)
-                if job is not None:
-                    jobs.append(job)
-            await self._launch(jobs)
-            del first, jobs  # do not keep the last batch's alerts alive while waiting for the next
+                jobs = [await self._next()]
+                self._forming = 1
+                deadline = loop.time() + self.window
+                while True:
+                    jobs.extend(self._take_ready())
+                    self._forming = len(jobs)
+                    remaining = deadline - loop.time()
+                    # A window holding a full batch closes early: waiting cannot make that batch
+                    # bigger, only later (a burst of attackers goes out at once, in full batches).
+                    if remaining <= 0 or len(jobs) >= self.max_items:
+                        break
+                    job = await self._get(remaining)
+                    if job is not None:
+                        jobs.append(job)
+                        self._forming += 1
+                await self._launch(jobs)
+                del jobs  # do not keep the last batch's alerts alive while waiting for the next
+        finally:
+            # Cancelled (a stop): what was not handed over is in the state, done at the next start.
+            self._forming = 0
+            self._changed.set()
 
     async def _get(self, timeout: float | None) -> Job | None:
         """The next queued job, or None when ``timeout`` passes or a retry became due first."""
@@ -180,33 +233,41 @@ class Dispatcher:
                 return job
 
     async def _launch(self, jobs: list[Job]) -> None:
+        """Hand ``jobs`` over to executions, one per (command, action) and max_items."""
         groups: dict[tuple[str, Action], list[Job]] = {}
         for job in jobs:
             groups.setdefault((job.command.name, job.action), []).append(job)
+        if self._before_run is not None:
+            try:
+                self._before_run(jobs)
+            except Exception as exc:  # each batch tries again before it runs, and fails if it cannot
+                self.log.error("write-ahead of %d actions failed: %r", len(jobs), exc)
         for (_, action), group in groups.items():
             for start in range(0, len(group), self.max_items):
                 chunk = group[start : start + self.max_items]
-                command = chunk[0].command
-                batch = Batch(
-                    batch_id=f"{int(time.time())}-{next(self._ids)}",
-                    command=command.name,
-                    executable=command.executable,
-                    action=action,
-                    items=tuple(j.item() for j in chunk),
-                )
                 await self._slots.acquire()  # all slots busy: stop taking from the queue (back-pressure)
-                task = asyncio.create_task(self._execute(batch, chunk), name=f"tld-ar-{batch.batch_id}")
+                batch_id = f"{int(time.time())}-{next(self._ids)}"
+                task = asyncio.create_task(self._execute(batch_id, action, chunk), name=f"tld-ar-{batch_id}")
                 self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                task.add_done_callback(self._finished)
+                self._forming -= len(chunk)
 
-    async def _execute(self, batch: Batch, jobs: list[Job]) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._changed.set()
+
+    async def _execute(self, batch_id: str, action: Action, jobs: list[Job]) -> None:
+        # The batch is built here, when it runs: its items hold the decoded alerts, and several batches
+        # of them waiting for their turn would weigh on memory and on the garbage collector.
+        command = jobs[0].command
+        batch = Batch(batch_id, command.name, command.executable, action, tuple(j.item() for j in jobs))
         self.stats.running += 1
         self.stats.batches += 1
         self.stats.items += len(jobs)
         try:
             try:
                 if self._before_run is not None:
-                    self._before_run(batch, jobs)
+                    self._before_run(jobs)
                 results = await asyncio.wait_for(self.executor.execute(batch), self.execution_timeout)
             except asyncio.CancelledError:
                 raise
@@ -250,4 +311,5 @@ class Dispatcher:
         dropped = list(self._retries)
         self._retries.clear()
         dropped.extend(self._take_ready())
+        self._changed.set()
         return dropped

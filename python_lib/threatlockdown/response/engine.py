@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..config.model import Command, OssecConfig
 from .alertfacts import AlertFacts, AlertShapeError, facts_from_alert
 from .audit import AuditLog
@@ -86,7 +88,7 @@ class ResponseEngine:
             queue_size=settings.queue_size,
             logger=self.log,
         )
-        self.scheduler = ExpiryScheduler(self._on_due, self._is_current, clock=clock)
+        self.scheduler = ExpiryScheduler(self._on_due, self._follow, clock=clock)
         self.counts: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._commands: dict[tuple[str, str], Command] = {}
@@ -140,8 +142,7 @@ class ResponseEngine:
                 await self._submit_delete(entry, attempt=1)
             else:
                 rescheduled += 1
-                if entry.expires is not None:
-                    self.scheduler.schedule(entry.key, entry.expires)
+                self._schedule(entry)
         self.state.flush()
         if expired or readded:
             self.log.info(
@@ -164,11 +165,12 @@ class ResponseEngine:
                 if entry.phase != "reverting":
                     await self._revert(entry, reason="reverted at stop (revert_on_stop)")
             self.state.flush()
-        # Let queued and running executions finish (retries waiting for their delay are not awaited).
-        while (
-            self.dispatcher.waiting or self.dispatcher.stats.running or (revert and self._reverting())
-        ) and (time.monotonic() < deadline):
-            await asyncio.sleep(0.02)
+        # Let queued, forming and running executions finish and be recorded (retries waiting for their
+        # delay are not awaited, except reverts when reverting everything).
+        while await self.dispatcher.wait_idle(max(0.0, deadline - time.monotonic())):
+            if not (revert and self._reverting()) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)  # a revert waits for its retry
         for task in self._tasks:
             task.cancel()
         _, stuck = await asyncio.wait(self._tasks, timeout=5.0)
@@ -208,9 +210,10 @@ class ResponseEngine:
                     )
                     next_purge = now + _PURGE_INTERVAL
                 if len(self.scheduler) > 2 * len(self.state.active) + 1024:
-                    self.scheduler.rebuild(
-                        (e.key, e.expires) for e in self.state.active.values() if e.expires is not None
-                    )
+                    items = [(e.key, e.expires) for e in self.state.active.values() if e.expires is not None]
+                    for e in self.state.active.values():
+                        e.scheduled = e.expires  # the item rebuild() gives it, or none
+                    self.scheduler.rebuild(items)
             except Exception:
                 self.log.exception("writing the active-response state failed; retrying")
 
@@ -256,11 +259,11 @@ class ResponseEngine:
             if facts is None:
                 return []
         self.counts["alerts"] += 1
-        plan = self.policy.plan(facts, self.inventory, self.protection)
-        if not plan.bindings:
+        bindings, intents, skips = self.policy.planned(facts, self.inventory, self.protection)
+        if not bindings:
             return []
         decisions: list[Decision] = []
-        for skip in plan.skips:
+        for skip in skips:
             d = skip_decision(skip, facts)
             decisions.append(d)
             self._audit_decision(d, facts)
@@ -268,8 +271,14 @@ class ResponseEngine:
                 "response %s: %s (rule %s, alert %s)", d.outcome, d.reason, facts.rule_id, facts.alert_id
             )
         now = self.clock()
-        for intent in plan.intents:
-            decisions.append(await self._apply(intent, facts, now))
+        active = self.state.active
+        for intent in intents:
+            entry = active.get(intent.key)
+            if entry is not None and entry.phase != "reverting" and intent.binding.stateful:
+                # Most decisions of an attack: nothing to await, so no coroutine either.
+                decisions.append(self._refresh(intent, entry, facts, now))
+            else:
+                decisions.append(await self._apply(intent, entry, facts, now))
         return decisions
 
     def simulate(self, alert: Mapping[str, Any]) -> list[Decision]:
@@ -280,9 +289,25 @@ class ResponseEngine:
             return [Decision("skipped", plan.unbound, rule_id=facts.rule_id, alert_id=facts.alert_id or None)]
         return simulate_plan(plan, self.state.active, self.state.offenders, self.clock(), self.settings)
 
-    async def _apply(self, intent: Intent, facts: AlertFacts, now: float) -> Decision:
+    def _refresh(self, intent: Intent, entry: Entry, facts: AlertFacts, now: float) -> Decision:
+        """A new trigger of a key being added or active (Wazuh's abort): the expiry is extended, the
+        offence counted, the decision audited; nothing runs."""
+        key = intent.key
+        p = preview(intent, entry, self.state.offenders.get(key), now, self.settings)
+        d = decision_of(intent, facts, p)
+        self.counts["refresh"] += 1
+        self._audit_refresh(d, intent, facts)
+        self.state.set_offender(key, p.offence, now)
+        entry.expires = p.expires
+        entry.timeout = p.timeout
+        entry.offences = p.offence
+        self.state.touch(entry)
+        self._schedule(entry)
+        return d
+
+    async def _apply(self, intent: Intent, entry: Entry | None, facts: AlertFacts, now: float) -> Decision:
+        """Every decision but a refresh: add, re-add while reverting, or a one-shot run."""
         b = intent.binding
-        entry = self.state.active.get(intent.key)
         p = preview(intent, entry, self.state.offenders.get(intent.key), now, self.settings)
         d = decision_of(intent, facts, p)
         self.counts[p.outcome] += 1
@@ -292,7 +317,8 @@ class ResponseEngine:
                 "add", b.command, intent.key, intent.host, intent.srcip, intent.user, 0,
                 b.command.extra_args, alert_json(facts.alert), stateful=False,
             )  # fmt: skip
-            await self.dispatcher.submit(job)
+            if not self.dispatcher.offer(job):
+                await self.dispatcher.submit(job)
             return d
         self.state.set_offender(intent.key, p.offence, now)
         if entry is None:
@@ -328,26 +354,46 @@ class ResponseEngine:
                 offences=p.offence,
                 reason=d.reason,
             )
-            if p.expires is not None:
-                self.scheduler.schedule(entry.key, p.expires)
+            self._schedule(entry)
             await self._submit_add(entry, text)
             return d
-        changed = p.expires != entry.expires
         entry.expires = p.expires
         entry.timeout = p.timeout
         entry.offences = p.offence
         self.state.touch(entry)
         if p.outcome == "readd":
             self._record(entry, "readded", rule_id=str(facts.rule_id), alert_id=facts.alert_id or None)
-        # A refresh is in the JSON audit, not a history row: an attack refreshes thousands of times.
-        if p.outcome == "readd":
             if entry.busy:
                 entry.readd = True  # the delete is running: apply again once it is done
             else:
                 await self._readd(entry)
-        elif changed and p.expires is not None:
-            self.scheduler.schedule(entry.key, p.expires)
+        else:  # a refresh that did not take the fast path (handle_alert decides which): the same steps
+            self._schedule(entry)
         return d
+
+    def _audit_refresh(self, d: Decision, intent: Intent, facts: AlertFacts) -> None:
+        """``_audit_decision`` of a refresh, byte for byte, from the intent's serialised constant parts
+        (key, command, target, subject; block, reason) and a small dict of what changes per alert."""
+        parts = intent.refresh_audit
+        if parts is None:
+            head: dict[str, Any] = {"key": d.key, "command": d.command, "target": d.target}
+            if d.srcip is not None:
+                head["srcip"] = d.srcip
+            if d.user is not None:
+                head["user"] = d.user
+            tail = {"block": d.block, "reason": d.reason}
+            parts = intent.refresh_audit = (orjson.dumps(head)[1:-1], orjson.dumps(tail)[1:-1])
+        changing: dict[str, Any] = {"rule_id": str(facts.rule_id)}
+        if facts.alert_id:
+            changing["alert_id"] = facts.alert_id
+        changing["agent_id"] = facts.agent_id
+        changing["timeout"] = d.timeout
+        if d.expires is not None:
+            changing["expires"] = d.expires
+        if d.offences:
+            changing["offences"] = d.offences
+        middle = orjson.dumps(changing)
+        self.audit.write_parts(b'"refreshed"', (parts[0], b",", middle[1:-1], b",", parts[1]))
 
     def _audit_decision(self, d: Decision, facts: AlertFacts) -> None:
         # Built field by field: this runs for every decision, so no keyword-argument dict to filter.
@@ -406,7 +452,9 @@ class ResponseEngine:
 
     async def _submit_add(self, entry: Entry, alert: str) -> None:
         entry.busy = True
-        await self.dispatcher.submit(self._job("add", entry, alert))
+        job = self._job("add", entry, alert)
+        if not self.dispatcher.offer(job):
+            await self.dispatcher.submit(job)  # waits for room: back-pressure
 
     async def _submit_delete(self, entry: Entry, attempt: int) -> None:
         entry.busy = True
@@ -442,8 +490,7 @@ class ResponseEngine:
         entry.started = now
         if entry.expires is not None:
             entry.expires = first_expiry(now, entry.timeout)
-            if entry.expires is not None:
-                self.scheduler.schedule(entry.key, entry.expires)
+            self._schedule(entry)
         self.state.touch(entry)
         await self._submit_add(entry, self.state.alert_text_of(entry.key))
 
@@ -452,9 +499,32 @@ class ResponseEngine:
 
     # -- expiry --------------------------------------------------------------------------------------
 
-    def _is_current(self, key: str, expires: float) -> bool:
+    def _schedule(self, entry: Entry) -> None:
+        """Make sure the expiry heap brings ``entry`` up no later than its expiry. An extended expiry
+        (every refresh) pushes nothing: the earlier item moves on when it comes up (``_follow``)."""
+        expires = entry.expires
+        if expires is None:
+            return
+        at = entry.scheduled
+        if at is not None and at <= expires:
+            return
+        entry.scheduled = expires
+        self.scheduler.schedule(entry.key, expires)
+
+    def _follow(self, key: str, at: float) -> float | None:
+        """The heap item (``at``, ``key``) came up: None to drop it, ``at`` when the key is due, or the
+        later expiry to move it to."""
         entry = self.state.active.get(key)
-        return entry is not None and entry.expires == expires and entry.phase != "reverting"
+        if entry is None or entry.scheduled != at:
+            return None  # superseded by an earlier item, or the key is gone
+        expires = entry.expires
+        if expires is not None and expires > at and entry.phase != "reverting":
+            entry.scheduled = expires
+            return expires
+        entry.scheduled = None
+        if expires is None or entry.phase == "reverting":
+            return None
+        return at
 
     async def _on_due(self, keys: list[str]) -> None:
         for key in keys:
@@ -464,40 +534,38 @@ class ResponseEngine:
 
     # -- results -------------------------------------------------------------------------------------
 
-    def _before_run(self, batch: Batch, jobs: list[Job]) -> None:
+    def _before_run(self, jobs: list[Job]) -> None:
         # Write-ahead: the row of everything about to run is on disk first, so a crash cannot leave a
         # block that nobody knows about.
         self.state.flush_keys(job.key for job in jobs)
 
     async def _on_results(self, batch: Batch, pairs: list[tuple[Job, ItemResult]]) -> None:
-        alerts = {(i.key, i.host): i.alert for i in batch.items}
         for job, result in pairs:
-            alert = alerts.get((job.key, job.host), {})
             if not job.stateful:
-                self._one_shot_result(batch, job, result, alert)
+                self._one_shot_result(batch, job, result)
                 continue
             entry = self.state.active.get(job.key)
             if entry is None:
                 # Forgotten by an operator while running: report what happened, change nothing.
-                self._audit_result(batch, job, result, alert, note="no longer in the state")
+                self._audit_result(batch, job, result, note="no longer in the state")
                 continue
             entry.attempts = job.attempt
             entry.last_result = result.status
             entry.last_message = result.message or None
             entry.last_attempt = self.clock()
-            self._audit_result(batch, job, result, alert)
+            self._audit_result(batch, job, result)
             if batch.action == "add":
                 await self._add_result(batch, job, result, entry)
             else:
                 await self._delete_result(batch, job, result, entry)
             if entry.key in self.state.active:
                 self.state.touch(entry)
-        self.state.flush()
+        # The results reach the state file with the next flush (flush_interval), coalesced with the
+        # refreshes: the rows were written ahead, so a crash before then only runs these actions again
+        # at the next start (docs/active-response.md). The audit goes out now.
         self.audit.flush()
 
-    def _audit_result(
-        self, batch: Batch, job: Job, result: ItemResult, alert: Mapping[str, Any], note: str | None = None
-    ) -> None:
+    def _audit_result(self, batch: Batch, job: Job, result: ItemResult, note: str | None = None) -> None:
         item = job
         event = {"ok": "executed", "skipped": "not_applied"}.get(result.status, "failed")
         if batch.action == "delete" and result.status in ("ok", "skipped"):
@@ -522,7 +590,7 @@ class ResponseEngine:
                 action=batch.action,
                 executable=batch.executable,
                 extra_args=item.extra_args,
-                alert=alert,
+                alert_text=job.alert_json,  # as queued: no second serialisation of the alert
                 target=item.host,
             )
         elif result.status in ("failed", "unreachable"):
@@ -536,8 +604,8 @@ class ResponseEngine:
             )
         self.counts[f"{batch.action}_{result.status}"] += 1
 
-    def _one_shot_result(self, batch: Batch, job: Job, result: ItemResult, alert: Mapping[str, Any]) -> None:
-        self._audit_result(batch, job, result, alert)
+    def _one_shot_result(self, batch: Batch, job: Job, result: ItemResult) -> None:
+        self._audit_result(batch, job, result)
         self.state.record(
             "executed" if result.status == "ok" else "failed",
             job.key,
@@ -705,8 +773,7 @@ class ResponseEngine:
             )
             self.state.touch(entry)
             self._record(entry, "manual_refresh", expires=entry.expires)
-            if entry.expires is not None:
-                self.scheduler.schedule(key, entry.expires)
+            self._schedule(entry)
             if entry.phase == "reverting":
                 if entry.busy:
                     entry.readd = True
@@ -737,8 +804,7 @@ class ResponseEngine:
         self.state.put(entry, alert)
         self._record(entry, "manual_block", timeout=timeout)
         self.audit.decision("manual_block", key=key, command=cmd.name, target=host, timeout=timeout)
-        if entry.expires is not None:
-            self.scheduler.schedule(key, entry.expires)
+        self._schedule(entry)
         await self._submit_add(entry, alert_json(alert))
         return {"ok": True, "key": key, "outcome": "add", "expires": entry.expires}
 

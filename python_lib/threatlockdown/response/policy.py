@@ -30,10 +30,10 @@ from ..config.model import (
 )
 from ..errors import SourceError, SourceErrors
 from ..ruleset.osregex import OsRegex, PatternError, compile_os_regex
-from .alertfacts import GROUP_KEYS, MANAGER_AGENT_ID, AlertFacts, group_string_of
+from .alertfacts import MANAGER_AGENT_ID, AlertFacts, group_lists, group_string_of
 from .inventory import Inventory, hosts_text
 from .selfprotect import SelfProtection
-from .validate import IPAddress, Refusal, check_user, parse_srcip, strip_mapped
+from .validate import Refusal, check_user, parse_srcip_text, strip_mapped
 from .whitelist import WhiteList
 
 Subject = Literal["srcip", "user", "auto"]
@@ -137,6 +137,9 @@ class Intent:
     user: str | None
     # Built once: intents are cached with the plan, and a refresh is the most frequent decision.
     refresh_reason: str = field(init=False)
+    # The engine's JSON audit members of a refresh that never change for this intent (before and after
+    # the per-alert ones), serialised on first use.
+    refresh_audit: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.refresh_reason = (
@@ -155,7 +158,11 @@ class Skip:
     key: str | None = None
 
 
-@dataclass
+# What Policy.planned answers: the bound blocks, the responses to carry out, what was skipped or refused.
+Planned = tuple[tuple[Binding, ...], tuple[Intent, ...], tuple[Skip, ...]]
+
+
+@dataclass(slots=True)
 class AlertPlan:
     facts: AlertFacts
     bindings: tuple[Binding, ...]
@@ -213,11 +220,12 @@ class Policy:
         self._cache: dict[tuple[int, int, str], tuple[Binding, ...]] = {}
         # Per rule id: the raw group lists of the last alert and the group string built from them.
         self._groups: dict[int, tuple[tuple[Any, ...], str]] = {}
-        # Per raw srcip text: the address (or None) and why it cannot be acted on (or None).
-        self._srcips: dict[str, tuple[IPAddress | None, str | None, Skip | None]] = {}
+        # Per raw srcip text: the canonical address text (or None) and why it cannot be acted on (or
+        # None). Not the ipaddress object: the cache holds thousands and nothing needs it after the check.
+        self._srcips: dict[str, tuple[str | None, Skip | None]] = {}
         self._hosts_cache: dict[tuple[int, str, str, str], tuple[list[tuple[str, str]], list[str]]] = {}
         self._hosts_inventory: Inventory | None = None
-        self._plans: dict[tuple[Any, ...], tuple[list[Intent], list[Skip]]] = {}
+        self._plans: dict[tuple[Any, ...], Planned] = {}
         self._plan_inventory: Inventory | None = None
         self._plan_protection: SelfProtection | None = None
 
@@ -236,10 +244,10 @@ class Policy:
         id, checked against the alert's group lists so a changed rule is noticed)."""
         if facts.group_string is not None:
             return facts.group_string
-        rule = facts.alert.get("rule")
-        if not isinstance(rule, Mapping):
+        rule = facts.rule
+        if type(rule) is not dict and not isinstance(rule, Mapping):
             return ""
-        raw = tuple(map(rule.get, GROUP_KEYS))
+        raw = group_lists(rule)
         cached = self._groups.get(facts.rule_id)
         if cached is not None and cached[0] == raw:
             return cached[1]
@@ -357,18 +365,26 @@ class Policy:
     # -- the whole decision, before state ------------------------------------------------------------
 
     def plan(self, facts: AlertFacts, inventory: Inventory, protection: SelfProtection) -> AlertPlan:
-        """Every response ``facts`` asks for, with its host and key, and everything skipped or refused.
+        """Every response ``facts`` asks for, with its host and key, and everything skipped or refused."""
+        bindings, intents, skips = self.planned(facts, inventory, protection)
+        if not bindings:
+            return AlertPlan(facts, bindings, unbound=self._why_unbound(facts))
+        return AlertPlan(facts, bindings, list(intents), list(skips))
+
+    def planned(self, facts: AlertFacts, inventory: Inventory, protection: SelfProtection) -> Planned:
+        """``plan`` without the AlertPlan: (bindings, intents, skips), what the engine needs per alert.
 
         The outcome depends only on a few fields of the alert, and an attack repeats them (same rule,
         agent, address) many times: it is cached per those fields for as long as the inventory and the
-        protected addresses stay the same objects (a reload brings new ones)."""
+        protected addresses stay the same objects (a reload brings new ones). The lists and their
+        Intent and Skip objects are shared between alerts: never change them."""
         if inventory is not self._plan_inventory or protection is not self._plan_protection:
             self._plans.clear()
             self._plan_inventory, self._plan_protection = inventory, protection
-        groups = self.group_string(facts)
+        groups = facts.group_string if facts.group_string is not None else self.group_string(facts)
         bindings = self.bound(facts, groups)
         if not bindings:
-            return AlertPlan(facts, bindings, unbound=self._why_unbound(facts))
+            return bindings, (), ()
         key = (
             facts.rule_id,
             facts.level,
@@ -380,14 +396,13 @@ class Policy:
             facts.dstuser,
             facts.decoder,
         )
-        cached = self._plans.get(key)
-        if cached is None:
+        found = self._plans.get(key)
+        if found is None:
             fresh = self._plan(facts, bindings, inventory, protection)
             if len(self._plans) >= _SRCIP_CACHE_LIMIT:
                 self._plans.clear()
-            cached = self._plans[key] = (fresh.intents, fresh.skips)
-        # The lists and their Intent and Skip objects are shared between alerts: never changed.
-        return AlertPlan(facts, bindings, cached[0], cached[1])
+            found = self._plans[key] = (bindings, tuple(fresh.intents), tuple(fresh.skips))
+        return found
 
     def _plan(
         self,
@@ -417,7 +432,7 @@ class Policy:
         srcip: str | None = None
         srcip_problem: Skip | None = None
         if facts.srcip is not None:
-            _, srcip, srcip_problem = self._check_srcip(facts.srcip)
+            srcip, srcip_problem = self._check_srcip(facts.srcip)
         user: str | None = None
         user_problem: Skip | None = None
         if facts.dstuser is not None:
@@ -473,13 +488,14 @@ class Policy:
         plan.intents = list(best.values())
         return plan
 
-    def _check_srcip(self, raw: str) -> tuple[IPAddress | None, str | None, Skip | None]:
-        """The parsed address and the reason it is skipped or refused; cached, as attackers repeat."""
+    def _check_srcip(self, raw: str) -> tuple[str | None, Skip | None]:
+        """The address in canonical text, or the reason it is skipped or refused; cached, as attackers
+        repeat."""
         found = self._srcips.get(raw)
         if found is not None:
             return found
-        parsed = parse_srcip(raw)
-        addr = None if isinstance(parsed, Refusal) else parsed
+        parsed = parse_srcip_text(raw)
+        addr, text = (None, None) if isinstance(parsed, Refusal) else parsed
         rule = self.whitelist.match(strip_mapped(raw), addr)
         problem: Skip | None = None
         if rule is not None:
@@ -488,9 +504,8 @@ class Policy:
             problem = Skip("refused", str(parsed))
         if len(self._srcips) >= _SRCIP_CACHE_LIMIT:
             self._srcips.clear()
-        text = str(addr) if addr is not None and problem is None else None
-        self._srcips[raw] = (addr, text, problem)
-        return addr, text, problem
+        found = self._srcips[raw] = (text if problem is None else None, problem)
+        return found
 
     def _why_unbound(self, facts: AlertFacts) -> str:
         if facts.level <= 0:

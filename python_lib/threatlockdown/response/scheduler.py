@@ -1,7 +1,9 @@
 """Timed reverts: a heap of expiries, checked at least once a second.
 
-Refreshing a key pushes its new expiry; the old heap entry is recognised as stale when it comes up
-(``is_current``) and dropped, so a refresh costs one push and no search.
+The heap holds (time, key) items, at most one live item per key, no later than the key's expiry. When an
+item comes up, ``follow`` says what became of it: due, stale (dropped), or moved to the key's later
+expiry. So an extended expiry (every refresh of an attack) costs no push: the earlier item moves on
+once, when it comes up.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ class ExpiryScheduler:
     def __init__(
         self,
         on_due: Callable[[list[str]], Awaitable[None]],
-        is_current: Callable[[str, float], bool],
+        follow: Callable[[str, float], float | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``follow(key, at)`` when the item (at, key) comes up: None to drop it, ``at`` (or earlier)
+        when the key is due, a later time to move the item there."""
         self._on_due = on_due
-        self._is_current = is_current
+        self._follow = follow
         self._clock = clock
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -50,9 +54,15 @@ class ExpiryScheduler:
 
     def pop_due(self, now: float) -> list[str]:
         due: list[str] = []
-        while self._heap and self._heap[0][0] <= now:
-            expires, _, key = heapq.heappop(self._heap)
-            if self._is_current(key, expires):
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, key = heapq.heappop(heap)
+            when = self._follow(key, at)
+            if when is None:
+                continue
+            if when > at:
+                heapq.heappush(heap, (when, next(self._seq), key))  # comes up again if already due
+            else:
                 due.append(key)
         return due
 

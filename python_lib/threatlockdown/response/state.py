@@ -124,6 +124,8 @@ class Entry:
     busy: bool = False
     revert_due: bool = False
     readd: bool = False
+    # In memory only: when this entry's item in the expiry heap comes up (None: it has none).
+    scheduled: float | None = None
 
     @property
     def subject(self) -> str:
@@ -151,7 +153,7 @@ class Entry:
             self.ar_name,
             self.rule_id,
             self.alert_id,
-            json.dumps(list(self.extra_args)),
+            orjson.dumps(self.extra_args).decode(),  # a JSON array, as json.loads reads it back
         )
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
@@ -177,30 +179,23 @@ class Entry:
         }
 
 
-def _entry(row: sqlite3.Row) -> Entry:
+def _entry(row: sqlite3.Row | tuple[Any, ...], args: dict[str, tuple[str, ...]] | None = None) -> Entry:
+    """The Entry of a row of _COLUMNS, in that order. ``args``: decoded extra_args texts, shared while
+    loading many rows (they repeat)."""
+    (
+        key, command, executable, host, srcip, user, started, expires, timeout, offences, phase, attempts,
+        applied, last_result, last_message, last_attempt, origin, ar_name, rule_id, alert_id, extra_args,
+    ) = row  # fmt: skip
+    decoded = args.get(extra_args) if args is not None else None
+    if decoded is None:
+        decoded = tuple(json.loads(extra_args))
+        if args is not None:
+            args[extra_args] = decoded
+    # Positional (the order of the dataclass): a restart builds one per active response.
     return Entry(
-        key=row["key"],
-        command=row["command"],
-        executable=row["executable"],
-        host=row["host"],
-        srcip=row["srcip"],
-        user=row["user"],
-        started=row["started"],
-        expires=row["expires"],
-        timeout=row["timeout"],
-        offences=row["offences"],
-        phase=row["phase"],
-        attempts=row["attempts"],
-        applied=bool(row["applied"]),
-        last_result=row["last_result"],
-        last_message=row["last_message"],
-        last_attempt=row["last_attempt"],
-        origin=row["origin"],
-        ar_name=row["ar_name"],
-        rule_id=row["rule_id"],
-        alert_id=row["alert_id"],
-        extra_args=tuple(json.loads(row["extra_args"])),
-    )
+        key, command, executable, host, srcip, user, started, expires, timeout, offences, phase, attempts,
+        bool(applied), last_result, last_message, last_attempt, origin, ar_name, rule_id, alert_id, decoded,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -285,9 +280,11 @@ class StateStore:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
     def load(self) -> None:
-        self.active = {
-            row["key"]: _entry(row) for row in self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM active")
-        }
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples: a restart may read 100,000 rows
+        args: dict[str, tuple[str, ...]] = {}
+        rows = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM active")
+        self.active = {row[0]: _entry(row, args) for row in rows}
         self.offenders = {
             row["key"]: Offender(row["count"], row["last"])
             for row in self.conn.execute("SELECT * FROM offenders")
@@ -317,8 +314,12 @@ class StateStore:
         self._pending.deletes.add(key)
 
     def set_offender(self, key: str, count: int, last: float) -> None:
-        off = Offender(count, last)
-        self.offenders[key] = off
+        off = self.offenders.get(key)
+        if off is None:
+            off = self.offenders[key] = Offender(count, last)
+        else:  # changed in place: every refresh of an attack comes here
+            off.count = count
+            off.last = last
         self._pending.offenders[key] = off
 
     def record(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -57,8 +58,21 @@ def _problem(text: str) -> str | None:
 
 def parse_srcip(raw: str) -> IPAddress | Refusal:
     """The address in ``raw`` (``::ffff:`` stripped, IPv4-mapped IPv6 unwrapped), or why not."""
-    shown = raw[:_SHOWN]
+    parsed = parse_srcip_text(raw)
+    return parsed if isinstance(parsed, Refusal) else parsed[0]
+
+
+def parse_srcip_text(raw: str) -> tuple[IPAddress, str] | Refusal:
+    """``parse_srcip`` with the address's canonical text (``str`` of it)."""
     text = strip_mapped(raw)
+    # The usual case first: a dotted-quad IPv4 address. inet_pton takes exactly what ipaddress takes
+    # (four decimal octets up to 255, no leading zeros, nothing around them; tested against it), and
+    # such text is already the canonical form. About three times cheaper than ipaddress's parser.
+    try:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text)), text
+    except (OSError, ValueError):
+        pass
+    shown = raw[:_SHOWN]
     if not text:
         return Refusal("srcip", shown, "empty")
     problem = _problem(text)
@@ -71,8 +85,8 @@ def parse_srcip(raw: str) -> IPAddress | Refusal:
     except ValueError:
         return Refusal("srcip", shown, "not an IPv4 or IPv6 address")
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
+        addr = addr.ipv4_mapped
+    return addr, str(addr)
 
 
 def check_user(raw: str) -> str | Refusal:
