@@ -143,6 +143,13 @@ def test_reference_case_block_then_release(host: Any, lab: Lab) -> None:
         and "web1" in json.dumps(active)
         and "firewall-drop" in json.dumps(active)
     )
+    # The role makes queue/ 0750; the executor keeps its sockets in 0700 directories of its own there and
+    # refuses more open ones (which would send every run cold), so after a run both exist, private.
+    for private in ("ansible-warm", "ssh-cp"):
+        directory = host.file(f"{HOME}/queue/{private}")
+        assert (directory.is_directory, directory.user, directory.mode) == (True, "root", 0o700), private
+    assert host.file(f"{HOME}/queue").mode == 0o750
+    assert host.file(f"{HOME}/queue/ansible-warm/server.sock").is_socket
     # The audit line is written when the run's results come back, a moment after the set changed.
     ar_log = lab.host_path("manager", f"{HOME}/logs/active-responses.log")
     _wait(
