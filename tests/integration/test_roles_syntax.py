@@ -30,9 +30,13 @@ PLAYBOOKS = sorted(
 )
 # Variables read by name pattern (threatlockdown_policy.py), not declared one by one.
 DYNAMIC_PREFIXES = ("threatlockdown_manager_active_responses_", "threatlockdown_agent_active_responses_")
-# Names with a role's prefix that are not its inputs: a fact it publishes for later plays, and the
-# filters of threatlockdown_policy.py.
-NOT_INPUTS = {"threatlockdown_manager_fingerprint", "threatlockdown_manager_policy"}
+# Names with a role's prefix that are not its inputs: a fact it publishes for later plays, the filters
+# of threatlockdown_policy.py, and the role's own module (library/).
+NOT_INPUTS = {
+    "threatlockdown_manager_fingerprint",
+    "threatlockdown_manager_policy",
+    "threatlockdown_manager_tree",
+}
 
 
 def _ansible_env() -> dict[str, str]:
