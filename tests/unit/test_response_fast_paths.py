@@ -8,6 +8,7 @@ the expiries it must honour, and offenders changed in place against what the fil
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import ipaddress
 import json
@@ -20,15 +21,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from threatlockdown.response import engine as engine_module
 from threatlockdown.response.alertfacts import GROUP_KEYS, facts_from_alert, group_lists
 from threatlockdown.response.audit import AuditLog
+from threatlockdown.response.decisions import decision_of, preview, refresh_decision
 from threatlockdown.response.engine import EnginePaths, ResponseEngine
 from threatlockdown.response.executor import InProcessExecutor
 from threatlockdown.response.policy import Policy
 from threatlockdown.response.scheduler import ExpiryScheduler
 from threatlockdown.response.selfprotect import SelfProtection
 from threatlockdown.response.settings import ResponseSettings
-from threatlockdown.response.state import read_offenders
+from threatlockdown.response.state import _CHANGING, Entry, Offender, StateStore, read_active, read_offenders
 from threatlockdown.response.testkit import alert, config_with, inventory_of
 from threatlockdown.response.validate import Refusal, parse_srcip, parse_srcip_text
 
@@ -120,9 +123,11 @@ def audit_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def engine_at(tmp: Path, clock: Any = time.time, settings: ResponseSettings | None = None) -> ResponseEngine:
+def engine_at(
+    tmp: Path, clock: Any = time.time, settings: ResponseSettings | None = None, block: str = BLOCK
+) -> ResponseEngine:
     return ResponseEngine(
-        config=config_with(BLOCK),
+        config=config_with(block),
         settings=settings or ResponseSettings(),
         inventory=INV,
         executor=InProcessExecutor(),
@@ -132,14 +137,15 @@ def engine_at(tmp: Path, clock: Any = time.time, settings: ResponseSettings | No
     )
 
 
-@pytest.mark.parametrize("alert_id", ["1700000000.5", ""])
-def test_refresh_audit_record_is_the_generic_record(tmp_path: Path, alert_id: str) -> None:
+@pytest.mark.parametrize("alert_id", ["1700000000.5", "", 'a"\\\u00e9\u2028'])
+@pytest.mark.parametrize("timeout", [60, 0])
+def test_refresh_audit_record_is_the_generic_record(tmp_path: Path, alert_id: str, timeout: int) -> None:
     async def body() -> None:
-        engine = engine_at(tmp_path)
+        engine = engine_at(tmp_path, block=BLOCK.replace("<timeout>60<", f"<timeout>{timeout}<"))
         await engine.start()
         await engine.handle_alert(alert(srcip="192.0.2.5"))
         (d,) = await engine.handle_alert(alert(srcip="192.0.2.5", alert_id=alert_id))
-        assert d.outcome == "refresh"
+        assert d.outcome == "refresh" and (d.expires is None) == (timeout == 0)
         facts = facts_from_alert(alert(srcip="192.0.2.5", alert_id=alert_id))
         engine._audit_decision(d, facts)  # the generic path, for the same decision
         await engine.stop()
@@ -148,7 +154,8 @@ def test_refresh_audit_record_is_the_generic_record(tmp_path: Path, alert_id: st
     lines = (tmp_path / "logs" / "active-responses.json").read_bytes().splitlines()
     fast, generic = [line for line in lines if b'"event":"refreshed"' in line]
     assert fast[fast.index(b'"event"') :] == generic[generic.index(b'"event"') :]  # same members, same order
-    assert json.loads(fast)["event"] == "refreshed" and ("alert_id" in json.loads(fast)) == bool(alert_id)
+    record = json.loads(fast)
+    assert record["event"] == "refreshed" and record.get("alert_id") == (alert_id or None)
 
 
 def test_executed_line_with_the_alert_text_is_the_serialised_message(tmp_path: Path) -> None:
@@ -231,3 +238,66 @@ def test_offenders_changed_in_place_are_written(tmp_path: Path) -> None:
 
     asyncio.run(body())
     assert read_offenders(tmp_path / "state.db")["firewall-drop/web1/198.51.100.7"].count == 3
+
+
+@pytest.mark.parametrize("expires", [None, 1_000_030.0, 1_009_999.0])
+@pytest.mark.parametrize("offender", [None, (1, 999_990.0), (4, 999_000.0), (2, 900_000.0)])
+@pytest.mark.parametrize("phase", ["adding", "active"])
+def test_refresh_decision_is_decision_of_preview(
+    expires: float | None, offender: tuple[int, float] | None, phase: str
+) -> None:
+    settings_ = ResponseSettings(offender_reset=3600)
+    policy = Policy(config_with(BLOCK))
+    facts = facts_from_alert(alert(alert_id="1.7"))
+    (intent,) = policy.plan(facts, INV, SelfProtection(enabled=False)).intents
+    entry = Entry(intent.key, "firewall-drop", "firewall-drop", "web1", "198.51.100.7", None, 999_000.0,
+                  expires, 60, 1, phase)  # type: ignore[arg-type]  # fmt: skip
+    off = Offender(*offender) if offender is not None else None
+    now = 1_000_000.0
+    plain = decision_of(intent, facts, preview(intent, entry, off, now, settings_))
+    assert plain.outcome == "refresh"
+    assert refresh_decision(intent, entry, off, facts, now, settings_) == plain
+
+
+def test_the_engine_changes_only_the_columns_an_update_writes() -> None:
+    """touch() writes _CHANGING only (the rest is fixed at insert): every Entry field the engine
+    assigns after creating it must be one of them, or in memory only."""
+    source = Path(engine_module.__file__).read_text()
+    assigned = {
+        target.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign | ast.AugAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id in ("entry", "e")
+    }
+    assert assigned, "found the assignments"
+    in_memory = {"busy", "revert_due", "readd", "scheduled"}
+    assert assigned <= set(_CHANGING) | in_memory, assigned - set(_CHANGING) - in_memory
+
+
+def test_changed_columns_reach_the_file(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    e = Entry("firewall-drop/web1/192.0.2.1", "firewall-drop", "firewall-drop", "web1", "192.0.2.1", None,
+              100.0, 160.0, 60, 1, "adding", rule_id="5712")  # fmt: skip
+    store.put(e, {"id": "1"})
+    store.flush()
+    e.started, e.expires, e.timeout, e.offences, e.phase = 200.0, None, 0, 3, "active"
+    e.attempts, e.applied, e.last_result, e.last_message, e.last_attempt = 2, True, "ok", "done", 201.5
+    store.touch(e)
+    store.flush()
+    (row,) = read_active(tmp_path / "state.db")
+    assert [getattr(row, c) for c in _CHANGING] == [getattr(e, c) for c in _CHANGING]
+    assert (row.user, row.alert_id, row.rule_id) == (None, None, "5712"), "None stays None"
+    e.last_message = None
+    store.touch(e)
+    store.flush()
+    assert read_active(tmp_path / "state.db")[0].last_message is None
+    store.remove(e.key)
+    store.flush()
+    store.touch(e)  # a row that is gone is inserted again (as before)
+    store.flush()
+    assert [r.key for r in read_active(tmp_path / "state.db")] == [e.key]
+    assert store.alert_of(e.key) == {}
+    store.close()

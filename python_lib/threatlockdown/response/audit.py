@@ -104,6 +104,9 @@ class _Lines:
         self.file.close()
 
 
+_MILLIS = tuple(b"%03d" % n for n in range(1000))  # ".123" parts, looked up instead of formatted
+
+
 class _SecondStamp:
     """Timestamps formatted once per second (strftime per record would cost more than the record)."""
 
@@ -134,6 +137,9 @@ class AuditLog:
         self._json = _Lines(self.json_path)
         self._iso = _SecondStamp("%Y-%m-%dT%H:%M:%S")
         self._wazuh = _SecondStamp("%Y/%m/%d %H:%M:%S")
+        self._millisecond = -1  # the last stamp, reused within its millisecond (a burst shares it)
+        self._stamp = b""
+        self._parts: dict[tuple[str, str, str, tuple[str, ...], str], tuple[bytes, bytes]] = {}
 
     def executed(
         self,
@@ -148,7 +154,6 @@ class AuditLog:
     ) -> None:
         """The Wazuh line of an executed add or delete. ``alert_text``: the alert as compact JSON (as
         queued and stored), put into the line as it is instead of serialising ``alert`` again."""
-        program = ar_program(executable)
         stamp, _ = self._wazuh.at(int(time.time() if when is None else when))
         if alert_text is None:
             message = ar_message(
@@ -159,10 +164,23 @@ class AuditLog:
                 alert=alert if alert is not None else {},
                 target=target,
             )
-            body = orjson.dumps(message)
+            line = b"%s %s: %s\n" % (stamp, ar_program(executable).encode(), orjson.dumps(message))
         else:
-            # The same bytes as orjson.dumps(ar_message(...)): the alert text is spliced in where
-            # "alert" goes, between extra_args and program.
+            before, after = self._line_parts(action, executable, tuple(extra_args), target)
+            alert_bytes = alert_text.encode() if alert_text else b"{}"
+            line = b"".join((stamp, before, alert_bytes, after))
+        self._ar.add(line)
+
+    def _line_parts(
+        self, action: str, executable: str, extra_args: tuple[str, ...], target: str
+    ) -> tuple[bytes, bytes]:
+        """What goes before and after the alert in the line of an execution: the same bytes as
+        orjson.dumps(ar_message(...)), with "alert" between extra_args and program. Kept per
+        (node, action, executable, extra_args, target): a few per command and host."""
+        key = (self.node_name, action, executable, extra_args, target)
+        parts = self._parts.get(key)
+        if parts is None:
+            program = ar_program(executable)
             head = orjson.dumps(
                 {
                     "version": 1,
@@ -172,10 +190,12 @@ class AuditLog:
                 }
             )
             rest = orjson.dumps({"program": program, "target": target})
-            body = b"".join(
-                (head[:-2], b',"alert":', alert_text.encode() if alert_text else b"{}", b",", rest[1:], b"}")
-            )
-        self._ar.add(b"".join((stamp, b" ", program.encode(), b": ", body, b"\n")))
+            before = b"".join((b" ", program.encode(), b": ", head[:-2], b',"alert":'))
+            parts = (before, b"".join((b",", rest[1:], b"}\n")))
+            if len(self._parts) >= 1024:  # bounded: hosts and commands come from the configuration
+                self._parts.clear()
+            self._parts[key] = parts
+        return parts
 
     def failed(
         self, *, action: str, executable: str, target: str, subject: str, status: str, message: str
@@ -190,10 +210,17 @@ class AuditLog:
 
     def stamp(self) -> bytes:
         """Now, as the ``timestamp`` of a JSON record: ``2024-05-01T12:00:00.123+0000``."""
-        now = time.time()
-        second = int(now)
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:
+            return self._new_stamp(millisecond)
+        return self._stamp
+
+    def _new_stamp(self, millisecond: int) -> bytes:
+        second, part = divmod(millisecond, 1000)
         text, zone = self._iso.at(second)
-        return b"%s.%03d%s" % (text, int((now - second) * 1000), zone)
+        self._millisecond = millisecond
+        self._stamp = b"".join((text, b".", _MILLIS[part], zone))
+        return self._stamp
 
     def write(self, fields: dict[str, Any], event: str) -> None:
         """Append one record: ``fields`` (no None values) after the timestamp and event."""
@@ -201,12 +228,19 @@ class AuditLog:
         head = b'{"timestamp":"%s","event":%s' % (self.stamp(), orjson.dumps(event))
         self._json.add(b"".join((head, b"," if len(body) > 2 else b"", body[1:], b"\n")))
 
-    def write_parts(self, event: bytes, parts: Sequence[bytes]) -> None:
-        """Append one record from already serialised pieces: ``event`` is the JSON string of the event,
-        ``parts`` the members (``"name":value`` with their commas) that follow it, in order."""
-        self._json.add(
-            b"".join((b'{"timestamp":"', self.stamp(), b'","event":', event, b",", *parts, b"}\n"))
-        )
+    def write_serialised(self, head: bytes, middle: bytes, tail: bytes) -> None:
+        """Append one record from serialised pieces: the record is ``{"timestamp":"...`` then ``head``
+        (from the closing quote of the timestamp: ``","event":"...",`` and members), ``middle`` and
+        ``tail`` (the last members, ``}`` and the newline). See ``record_pieces``."""
+        # stamp() and _Lines.add() written out: this runs for every refresh.
+        millisecond = int(time.time() * 1000)
+        stamp = self._stamp if millisecond == self._millisecond else self._new_stamp(millisecond)
+        line = b"".join((b'{"timestamp":"', stamp, head, middle, tail))
+        out = self._json
+        out.parts.append(line)
+        out.size += len(line)
+        if out.size >= WRITE_CHUNK:
+            out.flush()
 
     def flush(self) -> None:
         self._ar.flush()
@@ -215,3 +249,10 @@ class AuditLog:
     def close(self) -> None:
         self._ar.close()
         self._json.close()
+
+
+def record_pieces(event: str, before: dict[str, Any], after: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The ``head`` and ``tail`` of ``AuditLog.write_serialised`` for records with these members before
+    and after the middle ones (which must not be empty)."""
+    head = b'","event":%s,%s,' % (orjson.dumps(event), orjson.dumps(before)[1:-1])
+    return head, b",%s}\n" % orjson.dumps(after)[1:-1]

@@ -61,6 +61,32 @@ def preview(
     return Preview("readd" if entry.phase == "reverting" else "refresh", n, timeout, expires)
 
 
+def refresh_decision(
+    intent: Intent,
+    entry: Entry,
+    offender: Offender | None,
+    facts: AlertFacts,
+    now: float,
+    settings: ResponseSettings,
+) -> Decision:
+    """``decision_of(intent, facts, preview(...))`` when ``preview`` says "refresh" (a stateful intent
+    whose key is being added or is active): the most frequent decision, built without the Preview.
+    A unit test holds the two equal."""
+    b = intent.binding
+    n = offence_number(
+        offender.count if offender is not None else 0,
+        offender.last if offender is not None else None,
+        now,
+        settings.offender_reset,
+    )
+    timeout = timeout_for(n, b.response.timeout, b.offenders)
+    return Decision(
+        "refresh", intent.refresh_reason, intent.key, b.command.name, intent.host, intent.srcip,
+        intent.user, timeout, refreshed_expiry(entry.expires, now, timeout), n, facts.rule_id,
+        facts.alert_id or None, b.label,
+    )  # fmt: skip
+
+
 def reason_of(outcome: Outcome, intent: Intent, p: Preview) -> str:
     b = intent.binding
     if outcome == "refresh":  # most decisions of an attack: the text is built once per intent

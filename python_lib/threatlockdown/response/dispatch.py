@@ -18,10 +18,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import orjson
-
 from ..config.model import Command
-from .executor import Action, Batch, Executor, ItemResult, ResponseItem
+from .executor import Action, AlertText, Batch, Executor, ItemResult, ResponseItem
 
 DEFAULT_EXECUTION_TIMEOUT = 900.0  # an execution that takes longer is cancelled and its items fail
 
@@ -39,13 +37,13 @@ class Job:
     timeout: int
     extra_args: tuple[str, ...]
     # The triggering alert as JSON text: a queue of thousands of jobs holding alert dicts would weigh
-    # several times more. Decoded when the job goes into a batch.
+    # several times more. Decoded when an executor reads it (AlertText).
     alert_json: str
     stateful: bool = True  # recorded in the state (False: a one-shot command without timeout_allowed)
     attempt: int = 1
 
     def item(self) -> ResponseItem:
-        alert = orjson.loads(self.alert_json) if self.alert_json else {}
+        alert = AlertText(self.alert_json)  # decoded only if the executor reads it
         return ResponseItem(self.key, self.host, self.srcip, self.user, self.timeout, alert, self.extra_args)
 
 

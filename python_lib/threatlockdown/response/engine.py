@@ -22,8 +22,8 @@ import orjson
 
 from ..config.model import Command, OssecConfig
 from .alertfacts import AlertFacts, AlertShapeError, facts_from_alert
-from .audit import AuditLog
-from .decisions import Decision, decision_of, preview, simulate_plan, skip_decision
+from .audit import AuditLog, record_pieces
+from .decisions import Decision, decision_of, preview, refresh_decision, simulate_plan, skip_decision
 from .dispatch import Dispatcher, Job
 from .executor import Action, Batch, Executor, ItemResult
 from .inventory import Inventory
@@ -37,6 +37,12 @@ from .validate import Refusal, check_user, parse_srcip
 
 _PURGE_INTERVAL = 3600.0
 _AUDIT_EVENTS = {"add": "triggered", "refresh": "refreshed", "readd": "readded", "run": "triggered"}
+# The counter of each (action, result status), named once instead of formatted per result.
+_RESULT_COUNTS = {
+    (action, status): f"{action}_{status}"
+    for action in ("add", "delete")
+    for status in ("ok", "failed", "unreachable", "skipped")
+}
 
 
 class EngineError(Exception):
@@ -293,14 +299,13 @@ class ResponseEngine:
         """A new trigger of a key being added or active (Wazuh's abort): the expiry is extended, the
         offence counted, the decision audited; nothing runs."""
         key = intent.key
-        p = preview(intent, entry, self.state.offenders.get(key), now, self.settings)
-        d = decision_of(intent, facts, p)
+        d = refresh_decision(intent, entry, self.state.offenders.get(key), facts, now, self.settings)
         self.counts["refresh"] += 1
         self._audit_refresh(d, intent, facts)
-        self.state.set_offender(key, p.offence, now)
-        entry.expires = p.expires
-        entry.timeout = p.timeout
-        entry.offences = p.offence
+        self.state.set_offender(key, d.offences, now)
+        entry.expires = d.expires
+        entry.timeout = d.timeout
+        entry.offences = d.offences
         self.state.touch(entry)
         self._schedule(entry)
         return d
@@ -322,24 +327,16 @@ class ResponseEngine:
             return d
         self.state.set_offender(intent.key, p.offence, now)
         if entry is None:
+            # Positional, in the dataclass's order (keywords cost twice as much): key, command, executable,
+            # host, srcip, user, started, expires, timeout, offences, phase, attempts, applied,
+            # last_result, last_message, last_attempt, origin, ar_name, rule_id, alert_id, extra_args,
+            # busy. rule_id interned: one string per rule, not per response.
+            command = b.command
             entry = Entry(
-                key=intent.key,
-                command=b.command.name,
-                executable=b.command.executable,
-                host=intent.host,
-                srcip=intent.srcip,
-                user=intent.user,
-                started=now,
-                expires=p.expires,
-                timeout=p.timeout,
-                offences=p.offence,
-                phase="adding",
-                ar_name=b.name,
-                rule_id=sys.intern(str(facts.rule_id)),  # one string per rule, not per response
-                alert_id=facts.alert_id or None,
-                extra_args=b.command.extra_args,
-                busy=True,
-            )
+                intent.key, command.name, command.executable, intent.host, intent.srcip, intent.user, now,
+                p.expires, p.timeout, p.offence, "adding", 0, False, None, None, None, "alert", b.name,
+                sys.intern(str(facts.rule_id)), facts.alert_id or None, command.extra_args, True,
+            )  # fmt: skip
             text = alert_json(facts.alert)
             self.state.put(entry, text)
             self.state.record(
@@ -374,26 +371,36 @@ class ResponseEngine:
     def _audit_refresh(self, d: Decision, intent: Intent, facts: AlertFacts) -> None:
         """``_audit_decision`` of a refresh, byte for byte, from the intent's serialised constant parts
         (key, command, target, subject; block, reason) and a small dict of what changes per alert."""
-        parts = intent.refresh_audit
-        if parts is None:
-            head: dict[str, Any] = {"key": d.key, "command": d.command, "target": d.target}
+        pieces = intent.refresh_audit
+        if pieces is None:
+            before: dict[str, Any] = {"key": d.key, "command": d.command, "target": d.target}
             if d.srcip is not None:
-                head["srcip"] = d.srcip
+                before["srcip"] = d.srcip
             if d.user is not None:
-                head["user"] = d.user
-            tail = {"block": d.block, "reason": d.reason}
-            parts = intent.refresh_audit = (orjson.dumps(head)[1:-1], orjson.dumps(tail)[1:-1])
-        changing: dict[str, Any] = {"rule_id": str(facts.rule_id)}
-        if facts.alert_id:
-            changing["alert_id"] = facts.alert_id
-        changing["agent_id"] = facts.agent_id
-        changing["timeout"] = d.timeout
-        if d.expires is not None:
-            changing["expires"] = d.expires
-        if d.offences:
-            changing["offences"] = d.offences
-        middle = orjson.dumps(changing)
-        self.audit.write_parts(b'"refreshed"', (parts[0], b",", middle[1:-1], b",", parts[1]))
+                before["user"] = d.user
+            pieces = intent.refresh_audit = record_pieces(
+                "refreshed", before, {"block": d.block, "reason": d.reason}
+            )
+        dumps = orjson.dumps
+        if facts.alert_id and d.expires is not None and d.offences:
+            # The usual refresh has every member: formatted in one go (the strings and the float by
+            # orjson, as in the generic record).
+            middle = b'"rule_id":"%d","alert_id":%s,"agent_id":%s,"timeout":%d,"expires":%s,"offences":%d' % (
+                facts.rule_id, dumps(facts.alert_id), dumps(facts.agent_id), d.timeout, dumps(d.expires),
+                d.offences,
+            )  # fmt: skip
+        else:
+            changing: dict[str, Any] = {"rule_id": str(facts.rule_id)}
+            if facts.alert_id:
+                changing["alert_id"] = facts.alert_id
+            changing["agent_id"] = facts.agent_id
+            changing["timeout"] = d.timeout
+            if d.expires is not None:
+                changing["expires"] = d.expires
+            if d.offences:
+                changing["offences"] = d.offences
+            middle = dumps(changing)[1:-1]
+        self.audit.write_serialised(pieces[0], middle, pieces[1])
 
     def _audit_decision(self, d: Decision, facts: AlertFacts) -> None:
         # Built field by field: this runs for every decision, so no keyword-argument dict to filter.
@@ -495,7 +502,7 @@ class ResponseEngine:
         await self._submit_add(entry, self.state.alert_text_of(entry.key))
 
     def _record(self, entry: Entry, event: str, **detail: Any) -> None:
-        self.state.record(event, entry.key, entry.command, entry.host, entry.subject, **detail)
+        self.state.record_detail(event, entry.key, entry.command, entry.host, entry.subject, detail)
 
     # -- expiry --------------------------------------------------------------------------------------
 
@@ -566,43 +573,51 @@ class ResponseEngine:
         self.audit.flush()
 
     def _audit_result(self, batch: Batch, job: Job, result: ItemResult, note: str | None = None) -> None:
-        item = job
-        event = {"ok": "executed", "skipped": "not_applied"}.get(result.status, "failed")
-        if batch.action == "delete" and result.status in ("ok", "skipped"):
+        status = result.status
+        if status != "ok" and status != "skipped":
+            event = "failed"
+        elif batch.action == "delete":
             event = "reverted"
-        self.audit.decision(
-            event,
-            action=batch.action,
-            key=item.key,
-            command=batch.command,
-            target=item.host,
-            srcip=item.srcip,
-            user=item.user,
-            status=result.status,
-            changed=result.changed,
-            attempt=job.attempt,
-            batch=batch.batch_id,
-            message=result.message or None,
-            note=note,
-        )
-        if result.status == "ok":
+        else:
+            event = "executed" if status == "ok" else "not_applied"
+        # The record built directly, None fields left out (as audit.decision does): one per result.
+        record: dict[str, Any] = {
+            "action": batch.action,
+            "key": job.key,
+            "command": batch.command,
+            "target": job.host,
+        }
+        if job.srcip is not None:
+            record["srcip"] = job.srcip
+        if job.user is not None:
+            record["user"] = job.user
+        record["status"] = status
+        record["changed"] = result.changed
+        record["attempt"] = job.attempt
+        record["batch"] = batch.batch_id
+        if result.message:
+            record["message"] = result.message
+        if note is not None:
+            record["note"] = note
+        self.audit.write(record, event)
+        if status == "ok":
             self.audit.executed(
                 action=batch.action,
                 executable=batch.executable,
-                extra_args=item.extra_args,
+                extra_args=job.extra_args,
                 alert_text=job.alert_json,  # as queued: no second serialisation of the alert
-                target=item.host,
+                target=job.host,
             )
-        elif result.status in ("failed", "unreachable"):
+        elif status == "failed" or status == "unreachable":
             self.audit.failed(
                 action=batch.action,
                 executable=batch.executable,
-                target=item.host,
-                subject=item.srcip or item.user or "-",
-                status=result.status,
+                target=job.host,
+                subject=job.srcip or job.user or "-",
+                status=status,
                 message=result.message,
             )
-        self.counts[f"{batch.action}_{result.status}"] += 1
+        self.counts[_RESULT_COUNTS[batch.action, status]] += 1
 
     def _one_shot_result(self, batch: Batch, job: Job, result: ItemResult) -> None:
         self._audit_result(batch, job, result)

@@ -11,12 +11,48 @@ pass it on as data only (never into a shell, a template, module arguments or pla
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
+
 Action = Literal["add", "delete"]
 ItemStatus = Literal["ok", "failed", "unreachable", "skipped"]
+
+
+class AlertText(Mapping[str, Any]):
+    """An alert kept as the JSON text it was queued as, decoded on first use.
+
+    The engine hands executors alerts in this form: an executor that never reads the alert (a dry run,
+    the in-process executor) costs no decoding, and a batch of 500 undecoded alerts is 500 strings
+    instead of tens of thousands of objects for the garbage collector to walk. Read it as any mapping;
+    ``text`` is the compact JSON (what the audit line carries)."""
+
+    __slots__ = ("_data", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._data: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            value = orjson.loads(self.text) if self.text else {}
+            data = self._data = value if isinstance(value, dict) else {}
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"AlertText({self.text!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from ..ruleset.osregex import OsRegex, PatternError, compile_os_regex
 from .alertfacts import MANAGER_AGENT_ID, AlertFacts, group_lists, group_string_of
 from .inventory import Inventory, hosts_text
 from .selfprotect import SelfProtection
-from .validate import Refusal, check_user, parse_srcip_text, strip_mapped
+from .validate import IPAddress, Refusal, check_user, dotted_quad, parse_srcip_text, strip_mapped
 from .whitelist import WhiteList
 
 Subject = Literal["srcip", "user", "auto"]
@@ -110,7 +110,7 @@ class Binding:
         """``ossec.conf:42 firewall-drop600``: where the block is, for messages and the audit."""
         return f"{self.where} {self.name}"
 
-    @property
+    @functools.cached_property  # read for every decision
     def stateful(self) -> bool:
         """Recorded and revertable (``<timeout_allowed>yes``); otherwise a one-shot action."""
         return self.command.timeout_allowed
@@ -382,12 +382,10 @@ class Policy:
             self._plans.clear()
             self._plan_inventory, self._plan_protection = inventory, protection
         groups = facts.group_string if facts.group_string is not None else self.group_string(facts)
-        bindings = self.bound(facts, groups)
-        if not bindings:
-            return bindings, (), ()
         key = (
             facts.rule_id,
             facts.level,
+            facts.no_ar,
             groups,
             facts.agent_id,
             facts.agent_name,
@@ -398,6 +396,9 @@ class Policy:
         )
         found = self._plans.get(key)
         if found is None:
+            bindings = self.bound(facts, groups)
+            if not bindings:  # not kept here: bound() keeps it per rule, and addresses would crowd out
+                return bindings, (), ()
             fresh = self._plan(facts, bindings, inventory, protection)
             if len(self._plans) >= _SRCIP_CACHE_LIMIT:
                 self._plans.clear()
@@ -494,9 +495,16 @@ class Policy:
         found = self._srcips.get(raw)
         if found is not None:
             return found
-        parsed = parse_srcip_text(raw)
-        addr, text = (None, None) if isinstance(parsed, Refusal) else parsed
-        rule = self.whitelist.match(strip_mapped(raw), addr)
+        stripped = strip_mapped(raw)
+        value = dotted_quad(stripped)
+        parsed: tuple[IPAddress, str] | Refusal | None = None
+        if value is not None:  # the usual case, without an ipaddress object
+            text: str | None = stripped
+            rule = self.whitelist.match_value(stripped, 4, value)
+        else:
+            parsed = parse_srcip_text(raw)
+            addr, text = (None, None) if isinstance(parsed, Refusal) else parsed
+            rule = self.whitelist.match(stripped, addr)
         problem: Skip | None = None
         if rule is not None:
             problem = Skip("skipped", f"srcip {raw!r} is whitelisted by {rule.describe()}")

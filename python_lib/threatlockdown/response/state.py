@@ -86,6 +86,45 @@ _COLUMNS = (
 )
 
 
+# The columns an Entry changes after its row is inserted (refreshes, results, a re-add); the others are
+# fixed when the response is created (put with its alert).
+_CHANGING = (
+    "started",
+    "expires",
+    "timeout",
+    "offences",
+    "phase",
+    "attempts",
+    "applied",
+    "last_result",
+    "last_message",
+    "last_attempt",
+)
+# Columns that may be NULL. Entry.row() and changing_row() pass their None as "" and the statements
+# turn "" back into NULL: Python's sqlite3 binds None only after a failed adapter lookup that raises
+# and clears an exception, several times the cost of binding a value. (None of them is ever "".)
+_NULLABLE = frozenset(
+    ("srcip", "user", "expires", "last_result", "last_message", "last_attempt", "rule_id", "alert_id")
+)
+
+
+def _value(column: str) -> str:
+    return "NULLIF(?, '')" if column in _NULLABLE else "?"
+
+
+_UPDATE_CHANGING = f"UPDATE active SET {', '.join(f'{c} = {_value(c)}' for c in _CHANGING)} WHERE key = ?"
+# Every column but the alert, inserting the row when it is gone.
+_UPSERT = (
+    f"INSERT INTO active ({', '.join(_COLUMNS)}) VALUES ({', '.join(_value(c) for c in _COLUMNS)}) "
+    f"ON CONFLICT(key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}"
+)
+# A new row, with its alert.
+_INSERT = (
+    f"INSERT OR REPLACE INTO active ({', '.join(_COLUMNS)}, alert) "
+    f"VALUES ({', '.join(_value(c) for c in _COLUMNS)}, ?)"
+)
+
+
 class StateError(Exception):
     pass
 
@@ -137,23 +176,40 @@ class Entry:
             self.command,
             self.executable,
             self.host,
-            self.srcip,
-            self.user,
+            # None goes to SQLite as "" (see _NULLABLE): binding None costs a failed attribute lookup.
+            "" if self.srcip is None else self.srcip,
+            "" if self.user is None else self.user,
             self.started,
-            self.expires,
+            "" if self.expires is None else self.expires,
             self.timeout,
             self.offences,
             self.phase,
             self.attempts,
             int(self.applied),
-            self.last_result,
-            self.last_message,
-            self.last_attempt,
+            "" if self.last_result is None else self.last_result,
+            "" if self.last_message is None else self.last_message,
+            "" if self.last_attempt is None else self.last_attempt,
             self.origin,
             self.ar_name,
-            self.rule_id,
-            self.alert_id,
+            "" if self.rule_id is None else self.rule_id,
+            "" if self.alert_id is None else self.alert_id,
             orjson.dumps(self.extra_args).decode(),  # a JSON array, as json.loads reads it back
+        )
+
+    def changing_row(self) -> tuple[Any, ...]:
+        """The values of _CHANGING, then the key (for _UPDATE_CHANGING)."""
+        return (
+            self.started,
+            "" if self.expires is None else self.expires,
+            self.timeout,
+            self.offences,
+            self.phase,
+            self.attempts,
+            int(self.applied),
+            "" if self.last_result is None else self.last_result,
+            "" if self.last_message is None else self.last_message,
+            "" if self.last_attempt is None else self.last_attempt,
+            self.key,
         )
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
@@ -331,17 +387,20 @@ class StateStore:
         subject: str | None,
         **detail: Any,
     ) -> None:
-        self._pending.history.append(
-            (
-                time.time(),
-                event,
-                key,
-                command,
-                host,
-                subject,
-                orjson.dumps(detail, default=str).decode(),
-            )
-        )
+        self.record_detail(event, key, command, host, subject, detail)
+
+    def record_detail(
+        self,
+        event: str,
+        key: str | None,
+        command: str | None,
+        host: str | None,
+        subject: str | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """``record`` with the detail as a dict (no keyword arguments to pack again)."""
+        text = orjson.dumps(detail, default=str).decode()
+        self._pending.history.append((time.time(), event, key, command, host, subject, text))
 
     @property
     def dirty(self) -> bool:
@@ -383,20 +442,13 @@ class StateStore:
                 fresh = [e for k, e in p.upserts.items() if k in p.alerts]
                 known = [e for k, e in p.upserts.items() if k not in p.alerts]
                 if fresh:
-                    cur.executemany(
-                        f"INSERT OR REPLACE INTO active ({', '.join(_COLUMNS)}, alert) "
-                        f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
-                        [(*e.row(), p.alerts[e.key]) for e in fresh],
-                    )
+                    cur.executemany(_INSERT, [(*e.row(), p.alerts[e.key]) for e in fresh])
                 if known:
-                    # Keep the stored alert: update every other column, insert when the row is gone.
-                    sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-                    marks = ", ".join("?" for _ in _COLUMNS)
-                    cur.executemany(
-                        f"INSERT INTO active ({', '.join(_COLUMNS)}) VALUES ({marks}) "
-                        f"ON CONFLICT(key) DO UPDATE SET {sets}",
-                        [e.row() for e in known],
-                    )
+                    # Rows already written: only the columns that change (half the parameters to bind,
+                    # and no insert attempt); the stored alert stays. A row that is gone is inserted.
+                    cur.executemany(_UPDATE_CHANGING, [e.changing_row() for e in known])
+                    if cur.rowcount != len(known):
+                        cur.executemany(_UPSERT, [e.row() for e in known])
             if p.offenders:
                 cur.executemany(
                     "INSERT OR REPLACE INTO offenders VALUES (?, ?, ?)",

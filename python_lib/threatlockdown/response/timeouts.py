@@ -33,7 +33,8 @@ def timeout_for(offence: int, base: int, repeated_minutes: Sequence[int]) -> int
         return 0
     if offence <= 1 or not repeated_minutes:
         return base
-    return repeated_minutes[min(offence - 2, len(repeated_minutes) - 1)] * 60
+    index, last = offence - 2, len(repeated_minutes) - 1
+    return repeated_minutes[index if index < last else last] * 60  # min() costs a call per alert
 
 
 def first_expiry(now: float, timeout: int) -> float | None:
@@ -48,7 +49,8 @@ def refreshed_expiry(current: float | None, now: float, timeout: int) -> float |
     """
     if current is None or timeout <= 0:
         return None
-    return max(current, now + timeout)
+    later = now + timeout
+    return current if current >= later else later  # max(), without the call: runs per refresh
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:

@@ -62,16 +62,24 @@ def parse_srcip(raw: str) -> IPAddress | Refusal:
     return parsed if isinstance(parsed, Refusal) else parsed[0]
 
 
+def dotted_quad(text: str) -> int | None:
+    """The value of ``text`` as a dotted-quad IPv4 address, or None.
+
+    The usual srcip, checked first: inet_pton takes exactly what ipaddress takes (four decimal octets
+    up to 255, no leading zeros, nothing around them; tested against it), several times cheaper, and
+    such text is already the address's canonical form."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        return None
+
+
 def parse_srcip_text(raw: str) -> tuple[IPAddress, str] | Refusal:
     """``parse_srcip`` with the address's canonical text (``str`` of it)."""
     text = strip_mapped(raw)
-    # The usual case first: a dotted-quad IPv4 address. inet_pton takes exactly what ipaddress takes
-    # (four decimal octets up to 255, no leading zeros, nothing around them; tested against it), and
-    # such text is already the canonical form. About three times cheaper than ipaddress's parser.
-    try:
-        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text)), text
-    except (OSError, ValueError):
-        pass
+    value = dotted_quad(text)
+    if value is not None:
+        return ipaddress.IPv4Address(value), text
     shown = raw[:_SHOWN]
     if not text:
         return Refusal("srcip", shown, "empty")

@@ -54,11 +54,12 @@ class WhiteList:
         # Integer (network, mask) pairs per family: much cheaper than ``addr in network`` per alert.
         self._v4: list[tuple[int, int, WhiteListRule]] = []
         self._v6: list[tuple[int, int, WhiteListRule]] = []
-        self._negated: list[WhiteListRule] = []
+        self._negated: list[tuple[int, int, int, WhiteListRule]] = []  # (version, network, mask, rule)
         self._patterns: list[WhiteListRule] = []
         for rule in self.rules:
             if rule.network is not None and rule.negated:
-                self._negated.append(rule)
+                net = rule.network
+                self._negated.append((net.version, int(net.network_address), int(net.netmask), rule))
             elif rule.network is not None:
                 bucket = self._v4 if rule.network.version == 4 else self._v6
                 bucket.append((int(rule.network.network_address), int(rule.network.netmask), rule))
@@ -67,19 +68,25 @@ class WhiteList:
 
     @property
     def negated_rules(self) -> tuple[WhiteListRule, ...]:
-        return tuple(self._negated)
+        return tuple(rule for *_, rule in self._negated)
 
     def match(self, text: str, addr: IPAddress | None) -> WhiteListRule | None:
         """The entry covering the source ``text`` (``::ffff:`` already stripped) / parsed ``addr``."""
         if addr is not None:
-            value = int(addr)
-            for net, mask, rule in self._v4 if addr.version == 4 else self._v6:
-                if value & mask == net:
-                    return rule
-            for rule in self._negated:
-                assert rule.network is not None
-                if addr.version != rule.network.version or addr not in rule.network:
-                    return rule
+            return self.match_value(text, addr.version, int(addr))
+        return self._match_text(text)
+
+    def match_value(self, text: str, version: int, value: int) -> WhiteListRule | None:
+        """``match`` for an address given as its IP version and integer value."""
+        for net, mask, rule in self._v4 if version == 4 else self._v6:
+            if value & mask == net:
+                return rule
+        for rule_version, net, mask, rule in self._negated:
+            if version != rule_version or value & mask != net:  # every address but the one named
+                return rule
+        return self._match_text(text)
+
+    def _match_text(self, text: str) -> WhiteListRule | None:
         if self._patterns:
             lowered = text.lower()
             for rule in self._patterns:
