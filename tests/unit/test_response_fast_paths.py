@@ -26,7 +26,7 @@ from threatlockdown.response.alertfacts import GROUP_KEYS, facts_from_alert, gro
 from threatlockdown.response.audit import AuditLog
 from threatlockdown.response.decisions import decision_of, preview, refresh_decision
 from threatlockdown.response.engine import EnginePaths, ResponseEngine
-from threatlockdown.response.executor import InProcessExecutor
+from threatlockdown.response.executor import AlertText, InProcessExecutor
 from threatlockdown.response.policy import Policy
 from threatlockdown.response.scheduler import ExpiryScheduler
 from threatlockdown.response.selfprotect import SelfProtection
@@ -301,3 +301,14 @@ def test_changed_columns_reach_the_file(tmp_path: Path) -> None:
     assert [r.key for r in read_active(tmp_path / "state.db")] == [e.key]
     assert store.alert_of(e.key) == {}
     store.close()
+
+
+def test_alert_text_reads_as_the_decoded_alert() -> None:
+    sample = {"id": "1.2", "rule": {"id": "5712"}, "data": {"srcip": "192.0.2.1"}}
+    lazy = AlertText(orjson.dumps(sample).decode())
+    assert lazy._data is None, "nothing decoded until read"
+    assert lazy == sample and dict(lazy) == sample and lazy["data"]["srcip"] == "192.0.2.1"
+    assert len(lazy) == 3 and "rule" in lazy and lazy.get("missing") is None
+    assert AlertText("") == {} and AlertText("[1, 2]") == {}, "no alert, or not an object: empty"
+    with pytest.raises(KeyError):
+        AlertText("{}")["id"]
