@@ -312,3 +312,15 @@ def test_alert_text_reads_as_the_decoded_alert() -> None:
     assert AlertText("") == {} and AlertText("[1, 2]") == {}, "no alert, or not an object: empty"
     with pytest.raises(KeyError):
         AlertText("{}")["id"]
+
+
+def test_an_alert_without_a_usable_rule_is_counted_and_decides_nothing(tmp_path: Path) -> None:
+    async def body() -> None:
+        engine = engine_at(tmp_path)
+        await engine.start()
+        assert await engine.handle_alert({"id": "9", "rule": {"id": "x57", "level": 10}}) == []
+        assert await engine.handle_alert({"id": "10"}) == []
+        assert engine.counts["unusable_alerts"] == 2 and engine.counts["alerts"] == 0
+        await engine.stop()
+
+    asyncio.run(body())

@@ -254,15 +254,20 @@ class ResponseEngine:
         try:
             return facts_from_alert(alert)
         except AlertShapeError as exc:
-            self.counts["unusable_alerts"] += 1
-            self.log.warning("alert %s ignored: %s", alert.get("id", "?"), exc)
+            self._unusable(alert, exc)
             return None
+
+    def _unusable(self, alert: Mapping[str, Any], exc: AlertShapeError) -> None:
+        self.counts["unusable_alerts"] += 1
+        self.log.warning("alert %s ignored: %s", alert.get("id", "?"), exc)
 
     async def handle_alert(self, alert: Mapping[str, Any], facts: AlertFacts | None = None) -> list[Decision]:
         """Decide and start the responses ``alert`` asks for; return the decisions."""
         if facts is None:
-            facts = self.facts(alert)
-            if facts is None:
+            try:  # self.facts(alert), without the call
+                facts = facts_from_alert(alert)
+            except AlertShapeError as exc:
+                self._unusable(alert, exc)
                 return []
         self.counts["alerts"] += 1
         bindings, intents, skips = self.policy.planned(facts, self.inventory, self.protection)
@@ -339,18 +344,14 @@ class ResponseEngine:
             )  # fmt: skip
             text = alert_json(facts.alert)
             self.state.put(entry, text)
-            self.state.record(
-                "triggered",
-                entry.key,
-                entry.command,
-                entry.host,
-                entry.subject,
-                rule_id=entry.rule_id,
-                alert_id=entry.alert_id,
-                timeout=p.timeout,
-                offences=p.offence,
-                reason=d.reason,
-            )
+            detail = {
+                "rule_id": entry.rule_id,
+                "alert_id": entry.alert_id,
+                "timeout": p.timeout,
+                "offences": p.offence,
+                "reason": d.reason,
+            }
+            self.state.record_detail("triggered", entry.key, entry.command, entry.host, entry.subject, detail)
             self._schedule(entry)
             await self._submit_add(entry, text)
             return d
@@ -451,10 +452,10 @@ class ResponseEngine:
         return self._commands[k]
 
     def _job(self, action: Action, entry: Entry, alert: str, attempt: int = 1) -> Job:
-        timeout = max(0, int(entry.expires - self.clock())) if entry.expires is not None else 0
+        timeout = int(entry.expires - self.clock()) if entry.expires is not None else 0
         return Job(
-            action, self._command(entry), entry.key, entry.host, entry.srcip, entry.user, timeout,
-            entry.extra_args, alert, attempt=attempt,
+            action, self._command(entry), entry.key, entry.host, entry.srcip, entry.user,
+            timeout if timeout > 0 else 0, entry.extra_args, alert, True, attempt,
         )  # fmt: skip
 
     async def _submit_add(self, entry: Entry, alert: str) -> None:
