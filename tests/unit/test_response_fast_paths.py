@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from threatlockdown.response import engine as engine_module
-from threatlockdown.response.alertfacts import GROUP_KEYS, facts_from_alert, group_lists
+from threatlockdown.response.alertfacts import GROUP_KEYS, facts_from_alert
 from threatlockdown.response.audit import AuditLog
 from threatlockdown.response.decisions import decision_of, preview, refresh_decision
 from threatlockdown.response.engine import EnginePaths, ResponseEngine
@@ -94,12 +94,6 @@ def test_ipv4_shortcut_accepts_exactly_what_ipaddress_accepts(octets: list[str],
 )
 def test_ipv4_shortcut_examples(raw: str) -> None:
     assert fast_parse(raw) == slow_parse(raw)
-
-
-def test_group_lists_follow_group_keys() -> None:
-    rule: dict[str, Any] = {key: [f"{key}-{n}"] for n, key in enumerate(GROUP_KEYS)}
-    assert group_lists(rule) == tuple(map(rule.get, GROUP_KEYS))
-    assert group_lists({}) == (None,) * len(GROUP_KEYS)
 
 
 def test_a_changed_group_list_of_a_known_rule_is_noticed() -> None:
@@ -240,14 +234,23 @@ def test_offenders_changed_in_place_are_written(tmp_path: Path) -> None:
     assert read_offenders(tmp_path / "state.db")["firewall-drop/web1/198.51.100.7"].count == 3
 
 
+@pytest.mark.parametrize(
+    "block",
+    [
+        BLOCK,
+        BLOCK.replace("<timeout>60<", "<timeout>0<"),
+        BLOCK.replace("<repeated_offenders>10,30</repeated_offenders>", ""),
+    ],
+)
+@pytest.mark.parametrize("reset", [3600.0, 0.0])
 @pytest.mark.parametrize("expires", [None, 1_000_030.0, 1_009_999.0])
-@pytest.mark.parametrize("offender", [None, (1, 999_990.0), (4, 999_000.0), (2, 900_000.0)])
+@pytest.mark.parametrize("offender", [None, (0, 999_990.0), (1, 999_990.0), (4, 999_000.0), (2, 900_000.0)])
 @pytest.mark.parametrize("phase", ["adding", "active"])
 def test_refresh_decision_is_decision_of_preview(
-    expires: float | None, offender: tuple[int, float] | None, phase: str
+    block: str, reset: float, expires: float | None, offender: tuple[int, float] | None, phase: str
 ) -> None:
-    settings_ = ResponseSettings(offender_reset=3600)
-    policy = Policy(config_with(BLOCK))
+    settings_ = ResponseSettings(offender_reset=reset)
+    policy = Policy(config_with(block))
     facts = facts_from_alert(alert(alert_id="1.7"))
     (intent,) = policy.plan(facts, INV, SelfProtection(enabled=False)).intents
     entry = Entry(intent.key, "firewall-drop", "firewall-drop", "web1", "198.51.100.7", None, 999_000.0,

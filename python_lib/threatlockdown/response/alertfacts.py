@@ -74,16 +74,6 @@ def _obj(value: Any) -> Mapping[str, Any]:
 GROUP_KEYS = ("groups", *(prefix[:-1] for prefix in COMPLIANCE_PREFIXES))
 
 
-def group_lists(rule: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The rule's values of GROUP_KEYS, in that order: what its group string is built from.
-
-    Spelled out because it runs per alert, and a tuple display costs less than tuple(map(...));
-    a unit test keeps it equal to GROUP_KEYS."""
-    get = rule.get
-    return (get("groups"), get("pci_dss"), get("gdpr"), get("gpg13"), get("hipaa"), get("nist_800_53"),
-            get("tsc"), get("cis"))  # fmt: skip
-
-
 def group_string_of(rule: Mapping[str, Any]) -> str:
     """Rebuild Wazuh's group string from an alert's ``rule`` object.
 

@@ -71,19 +71,33 @@ def refresh_decision(
 ) -> Decision:
     """``decision_of(intent, facts, preview(...))`` when ``preview`` says "refresh" (a stateful intent
     whose key is being added or is active): the most frequent decision, built without the Preview.
-    A unit test holds the two equal."""
+    A unit test holds the two equal.
+
+    offence_number, timeout_for and refreshed_expiry are written out here (a Python call costs more
+    than each of them): the same arithmetic, see timeouts.py for the rules."""
     b = intent.binding
-    n = offence_number(
-        offender.count if offender is not None else 0,
-        offender.last if offender is not None else None,
-        now,
-        settings.offender_reset,
-    )
-    timeout = timeout_for(n, b.response.timeout, b.offenders)
+    reset = settings.offender_reset
+    if offender is None or offender.count <= 0 or (reset > 0 and now - offender.last >= reset):
+        n = 1
+    else:
+        n = offender.count + 1
+    timeout = base = b.response.timeout
+    repeated = b.offenders
+    if base <= 0:
+        timeout = 0
+    elif n > 1 and repeated:
+        index, last = n - 2, len(repeated) - 1
+        timeout = repeated[index if index < last else last] * 60
+    expires = entry.expires
+    if expires is not None and timeout > 0:
+        later = now + timeout
+        if later > expires:
+            expires = later
+    else:
+        expires = None
     return Decision(
         "refresh", intent.refresh_reason, intent.key, b.command.name, intent.host, intent.srcip,
-        intent.user, timeout, refreshed_expiry(entry.expires, now, timeout), n, facts.rule_id,
-        facts.alert_id or None, b.label,
+        intent.user, timeout, expires, n, facts.rule_id, facts.alert_id or None, b.label,
     )  # fmt: skip
 
 
