@@ -110,6 +110,45 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
         StateStore(path)
 
 
+V1_ACTIVE = """CREATE TABLE active (key TEXT PRIMARY KEY, command TEXT NOT NULL, executable TEXT NOT NULL,
+    host TEXT NOT NULL, srcip TEXT, user TEXT, started REAL NOT NULL, expires REAL, timeout INTEGER NOT NULL,
+    offences INTEGER NOT NULL, phase TEXT NOT NULL, attempts INTEGER NOT NULL, applied INTEGER NOT NULL,
+    last_result TEXT, last_message TEXT, last_attempt REAL, origin TEXT NOT NULL, ar_name TEXT NOT NULL,
+    rule_id TEXT, alert_id TEXT, extra_args TEXT NOT NULL, alert TEXT)"""
+
+
+def test_a_version_1_file_is_converted_and_keeps_its_alerts(tmp_path: Path) -> None:
+    """Version 1 kept the alert in the active row; version 2 keeps it in the alerts table."""
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema', '1')")
+        conn.execute(V1_ACTIVE)
+        conn.execute(
+            "INSERT INTO active VALUES ('firewall-drop/web1/192.0.2.1', 'firewall-drop', 'firewall-drop', "
+            "'web1', '192.0.2.1', NULL, 100.0, 160.0, 60, 1, 'active', 1, 1, 'ok', NULL, 101.0, 'alert', "
+            "'firewall-drop60', '5712', '1.1', '[\"-x\"]', '{\"id\":\"1.1\"}')"
+        )
+    store = StateStore(path)
+    store.load()
+    (e,) = store.active.values()
+    assert (e.phase, e.expires, e.extra_args, e.user) == ("active", 160.0, ("-x",), None)
+    assert store.alert_of(e.key) == {"id": "1.1"}
+    e.offences = 2
+    store.touch(e)
+    store.close()
+    assert read_meta(path, "schema") == "2"
+    assert read_active(path)[0].offences == 2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT alert FROM active").fetchall() == [(None,)], "moved, not copied"
+    again = StateStore(path)
+    assert again.alert_of(e.key) == {"id": "1.1"}
+    again.remove(e.key)
+    again.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (0,), "removed with its row"
+
+
 def test_state_file_is_wal(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.db")
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

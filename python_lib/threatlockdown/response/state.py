@@ -1,9 +1,11 @@
 """Persistent state: active responses, offender counts and history, in SQLite (WAL) under queue/.
 
 The engine keeps the active responses and offender counts in memory and writes changes behind, in one
-transaction per flush. Before an add or a delete runs, its row is committed (``flush``), so after a
-crash every response that may have been applied is in the file and gets reverted: at least once, and
-exactly once unless the crash falls between running a delete and recording it.
+transaction per flush. Before an add or a delete runs, its row is committed (``flush_keys``), so after
+a crash every response that may have been applied is in the file and gets reverted: at least once, and
+exactly once unless the crash falls between running a delete and recording it. The triggering alert of
+each response is in its own table, written once with the new row: the active rows, updated at every
+refresh and result, stay small.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any, Literal
 import orjson
 
 Phase = Literal["adding", "active", "reverting"]
-SCHEMA_VERSION = 1
+# 2: the triggering alerts in a table of their own (1 kept them in the active rows, so every update of
+# a row, each refresh or result, rewrote its alert too). Version 1 files are converted when opened.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,9 +48,9 @@ CREATE TABLE IF NOT EXISTS active (
     ar_name TEXT NOT NULL,
     rule_id TEXT,
     alert_id TEXT,
-    extra_args TEXT NOT NULL,
-    alert TEXT
+    extra_args TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, alert TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offenders (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
@@ -118,10 +122,9 @@ _UPSERT = (
     f"INSERT INTO active ({', '.join(_COLUMNS)}) VALUES ({', '.join(_value(c) for c in _COLUMNS)}) "
     f"ON CONFLICT(key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}"
 )
-# A new row, with its alert.
+# A new row (its alert goes to the alerts table).
 _INSERT = (
-    f"INSERT OR REPLACE INTO active ({', '.join(_COLUMNS)}, alert) "
-    f"VALUES ({', '.join(_value(c) for c in _COLUMNS)}, ?)"
+    f"INSERT OR REPLACE INTO active ({', '.join(_COLUMNS)}) VALUES ({', '.join(_value(c) for c in _COLUMNS)})"
 )
 
 
@@ -327,10 +330,27 @@ class StateStore:
         row = self.conn.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif row["value"] == "1":
+            self._convert_from_1()
         elif row["value"] != str(SCHEMA_VERSION):
             raise StateError(
                 f"{self.path}: schema version {row['value']}, this program knows {SCHEMA_VERSION}"
             )
+
+    def _convert_from_1(self) -> None:
+        """Move the alerts of a version 1 file into their table, in one transaction (the emptied
+        ``alert`` column of ``active`` stays, unused)."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("INSERT OR REPLACE INTO alerts SELECT key, alert FROM active WHERE alert IS NOT NULL")
+            cur.execute("UPDATE active SET alert = NULL WHERE alert IS NOT NULL")
+            cur.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),))
+            cur.execute("COMMIT")
+        except sqlite3.Error:
+            if self.conn.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
 
     def set_meta(self, name: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
@@ -437,15 +457,19 @@ class StateStore:
         try:
             cur.execute("BEGIN IMMEDIATE")
             if p.deletes:
-                cur.executemany("DELETE FROM active WHERE key = ?", [(k,) for k in p.deletes])
+                gone = [(k,) for k in p.deletes]
+                cur.executemany("DELETE FROM active WHERE key = ?", gone)
+                cur.executemany("DELETE FROM alerts WHERE key = ?", gone)
             if p.upserts:
                 fresh = [e for k, e in p.upserts.items() if k in p.alerts]
                 known = [e for k, e in p.upserts.items() if k not in p.alerts]
                 if fresh:
-                    cur.executemany(_INSERT, [(*e.row(), p.alerts[e.key]) for e in fresh])
+                    cur.executemany(_INSERT, [e.row() for e in fresh])
+                    alerts = [(e.key, p.alerts[e.key]) for e in fresh]
+                    cur.executemany("INSERT OR REPLACE INTO alerts VALUES (?, ?)", alerts)
                 if known:
                     # Rows already written: only the columns that change (half the parameters to bind,
-                    # and no insert attempt); the stored alert stays. A row that is gone is inserted.
+                    # and no insert attempt). A row that is gone is inserted (without its alert).
                     cur.executemany(_UPDATE_CHANGING, [e.changing_row() for e in known])
                     if cur.rowcount != len(known):
                         cur.executemany(_UPSERT, [e.row() for e in known])
@@ -484,8 +508,8 @@ class StateStore:
         pending = self._pending.alerts.get(key)
         if pending is not None:
             return pending
-        row = self.conn.execute("SELECT alert FROM active WHERE key = ?", (key,)).fetchone()
-        return str(row["alert"]) if row is not None and row["alert"] is not None else ""
+        row = self.conn.execute("SELECT alert FROM alerts WHERE key = ?", (key,)).fetchone()
+        return str(row["alert"]) if row is not None else ""
 
     def alert_of(self, key: str) -> dict[str, Any]:
         text = self.alert_text_of(key)
