@@ -111,8 +111,12 @@ def engine_for(work: Path, executor: CountingExecutor) -> ResponseEngine:
 
 async def settle(engine: ResponseEngine, executor: CountingExecutor, adds: int) -> None:
     """Until every add has been executed and recorded, and the state is on disk."""
-    while executor.items["add"] < adds or any(e.phase == "adding" for e in engine.state.active.values()):
-        await asyncio.sleep(0.005)
+    while not await engine.dispatcher.wait_idle(60.0):
+        pass
+    adding = sum(1 for e in engine.state.active.values() if e.phase == "adding")
+    if executor.items["add"] < adds or adding:
+        done = executor.items["add"]
+        raise RuntimeError(f"idle with {done} of {adds} adds executed and {adding} not recorded")
     engine.state.flush()
     engine.audit.flush()
 
