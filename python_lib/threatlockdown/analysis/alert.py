@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from typing import Any
@@ -39,9 +40,10 @@ def _split_millis(epoch: float) -> tuple[int, int]:
     """(seconds, milliseconds), truncated like Wazuh's tv_nsec / 1000000.
 
     A float epoch such as 1652272159.905 is stored as ...159.90499997: the extra microsecond keeps
-    that representation error from showing as .904.
+    that representation error from showing as .904. Rounded down, not toward zero: before 1970 the
+    milliseconds still count up from the second before (-1.0 is 23:59:59.000, not .001).
     """
-    return divmod(int(epoch * 1000 + 0.001), 1000)
+    return divmod(math.floor(epoch * 1000 + 0.001), 1000)
 
 
 def format_timestamp(epoch: float) -> str:
@@ -49,6 +51,26 @@ def format_timestamp(epoch: float) -> str:
     second, millis = _split_millis(epoch)
     lt = time.localtime(second)
     return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + f".{millis:03d}" + time.strftime("%z", lt)
+
+
+def minute_texts(minute: int) -> tuple[str, str] | None:
+    """The local "%Y-%m-%dT%H:%M:" and "%z" texts of ``minute`` (epoch // 60), if every second of it is
+    written as that head, its two-digit second and that zone; None otherwise.
+
+    That holds when the zone offset is whole minutes and the same at both ends of the minute (no change
+    of offset inside it) and the minute runs from local second 0 to 59 (no leap second).
+    """
+    first = time.localtime(minute * 60)
+    last = time.localtime(minute * 60 + 59)
+    if (
+        first.tm_gmtoff != last.tm_gmtoff
+        or first.tm_gmtoff % 60
+        or first.tm_sec != 0
+        or last.tm_sec != 59
+        or first.tm_min != last.tm_min
+    ):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:", first), time.strftime("%z", first)
 
 
 class TimestampFormatter:
@@ -64,30 +86,13 @@ class TimestampFormatter:
     def __call__(self, epoch: float) -> str:
         second, millis = _split_millis(epoch)
         minute, sec = divmod(second, 60)
-        if minute != self._minute and not self._remember(minute):
-            return format_timestamp(epoch)
+        if minute != self._minute:
+            texts = minute_texts(minute)
+            if texts is None:
+                return format_timestamp(epoch)
+            self._minute = minute
+            self._head, self._zone = texts
         return f"{self._head}{sec:02d}.{millis:03d}{self._zone}"
-
-    def _remember(self, minute: int) -> bool:
-        """Keep the text of ``minute`` if every second of it is that text plus the second; else False.
-
-        True when the zone offset is whole minutes and the same at both ends of the minute (no change
-        of offset inside it) and the minute runs from local second 0 to 59 (no leap second).
-        """
-        first = time.localtime(minute * 60)
-        last = time.localtime(minute * 60 + 59)
-        if (
-            first.tm_gmtoff != last.tm_gmtoff
-            or first.tm_gmtoff % 60
-            or first.tm_sec != 0
-            or last.tm_sec != 59
-            or first.tm_min != last.tm_min
-        ):
-            return False
-        self._minute = minute
-        self._head = time.strftime("%Y-%m-%dT%H:%M:", first)
-        self._zone = time.strftime("%z", first)
-        return True
 
 
 def alert_line(obj: dict[str, Any]) -> bytes:
@@ -117,10 +122,7 @@ def rule_object(rule: Rule, match: Match, event: Event, *, shared: bool = False)
     """The alert's ``rule`` object. ``shared``: the lists and dicts that never change are the rule's own
     (for an object serialised at once and dropped); otherwise they are copies the caller may change.
     """
-    static = rule.alert_parts
-    if static is None:
-        static = rule.alert_parts = _static_parts(rule)
-    mitre_part, tail, rule_id = static
+    mitre_part, tail, rule_id = static_parts(rule)
     out: dict[str, Any] = {"level": rule.level, "description": describe(rule, event), "id": rule_id}
     if mitre_part is not None:
         out["mitre"] = mitre_part if shared else {k: list(v) for k, v in mitre_part.items()}
@@ -136,8 +138,17 @@ def rule_object(rule: Rule, match: Match, event: Event, *, shared: bool = False)
     return out
 
 
-def _static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any], str]:
-    """The parts of ``rule`` in an alert that never change: worked out once per rule."""
+def static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any], str]:
+    """The parts of ``rule``'s alert object that never change: its MITRE object (None: no MITRE ids),
+    the keys from "mail" on, and its id. Worked out once per rule and kept on it; never to be changed.
+    """
+    static: tuple[dict[str, list[str]] | None, dict[str, Any], str] | None = rule.alert_parts
+    if static is None:
+        static = rule.alert_parts = _work_out_static_parts(rule)
+    return static
+
+
+def _work_out_static_parts(rule: Rule) -> tuple[dict[str, list[str]] | None, dict[str, Any], str]:
     tail: dict[str, Any] = {"mail": "alert_by_email" in rule.options}
     plain: list[str] = []
     compliance: dict[str, list[str]] = {}

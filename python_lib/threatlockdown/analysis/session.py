@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..ruleset.loader import Ruleset
 from ..ruleset.predecoder import BSD_LINE, predecode_event, predecode_journald, strip_solaris_id
 from ..ruleset.rules import Rule
 from .alert import TimestampFormatter, alert_line, alert_object
+from .alertline import AgentPart, AlertLineEncoder
 from .eventtime import ReplayClock
 from .linememo import DEFAULT_CAPACITY, LineMemo, Outcome
 
@@ -42,10 +43,16 @@ class ProcessResult:
     event: Event
     match: Match
     epoch: float
-    alert_id: str
+    counter: int  # the session's event count: the alert id's second part
     manager_name: str
     log_alert_level: int
     stamp: Callable[[float], str]
+    encoder: AlertLineEncoder
+
+    @property
+    def alert_id(self) -> str:
+        """Wazuh's "<seconds>.<counter>"."""
+        return f"{int(self.epoch)}.{self.counter}"
 
     @property
     def rule(self) -> Rule | None:
@@ -75,18 +82,15 @@ class ProcessResult:
 
     def output_line(self) -> bytes:
         """output() as one compact alerts.json line (UTF-8, no newline)."""
-        # Serialised at once: the rule's unchanging parts go in without the copies output() makes.
-        return alert_line(
-            alert_object(
-                self.event,
-                self.match,
-                epoch=self.epoch,
-                alert_id=self.alert_id,
-                manager_name=self.manager_name,
-                timestamp=self.stamp(self.epoch),
-                shared=True,
-            )
+        match = self.match
+        if match.rule is None:
+            return alert_line(self.output())
+        event, encoder = self.event, self.encoder
+        agent = encoder.agent_part(event.agent_id, event.agent_name, event.agent_ip, self.manager_name)
+        line = encoder.line(
+            event, match.rule, match.firedtimes, match.previous, self.epoch, self.counter, agent
         )
+        return line[:-1]
 
 
 @dataclass
@@ -102,6 +106,7 @@ class AnalysisSession:
     memo: LineMemo = field(init=False)
     _counter: int = 0
     _stamp: TimestampFormatter = field(default_factory=TimestampFormatter)
+    _encoder: AlertLineEncoder = field(default_factory=AlertLineEncoder)
 
     def __post_init__(self) -> None:
         self.engine = RuleEngine(self.ruleset.rules)
@@ -139,16 +144,56 @@ class AnalysisSession:
             return None
         return self._result(event, match, now)
 
-    def alert_rule(self, line: str, location: str = "stdin", agent: AgentInfo | None = None) -> Rule | None:
-        """The rule of the alert ``line`` gives (None: no alert); state evolves as with process()."""
-        walked = self._walk_line(line, location, agent)
-        if walked is None:
-            return None
-        fired = self.engine.fire(*walked)
-        if fired is None:
-            return None
-        rule = fired[0].rule
-        return rule if rule.level >= self.log_alert_level else None
+    def alert_rules(
+        self, lines: Iterable[str], location: str = "stdin", agent: AgentInfo | None = None
+    ) -> Iterator[Rule]:
+        """The rule of each alert ``lines`` give, in order; state evolves as with process() per line.
+
+        The per-line loop of ``tld analyze`` without --alerts: nothing is built for an alert but its rule.
+        """
+        walk_line = self._walk_line
+        fire = self.engine.fire
+        level = self.log_alert_level
+        for line in lines:
+            walked = walk_line(line, location, agent)
+            if walked is None:
+                continue
+            fired = fire(*walked)
+            if fired is not None and fired[0].rule.level >= level:
+                yield fired[0].rule
+
+    def alert_lines(
+        self, lines: Iterable[str], location: str = "stdin", agent: AgentInfo | None = None
+    ) -> Iterator[tuple[Rule, bytes | None]]:
+        """alert_rules with each alert's alerts.json line (newline included; None when the rule says
+        no_log): the line process(line).output_line() gives, made without the objects process() makes.
+        """
+        walk_line = self._walk_line
+        fire = self.engine.fire
+        level = self.log_alert_level
+        encoder = self._encoder
+        encode = encoder.line
+        agent_part: AgentPart | None = None  # every event here has the same agent: made once
+        for line in lines:
+            walked = walk_line(line, location, agent)
+            if walked is None:
+                continue
+            event, now = walked[0], walked[1]
+            fired = fire(*walked)
+            if fired is None:
+                continue
+            node, firedtimes, previous = fired
+            rule = node.rule
+            if rule.level < level:
+                continue
+            if "no_log" in rule.options:
+                yield rule, None
+                continue
+            if agent_part is None:
+                agent_part = encoder.agent_part(
+                    event.agent_id, event.agent_name, event.agent_ip, self.manager_name
+                )
+            yield rule, encode(event, rule, firedtimes, previous, now, self._counter, agent_part)
 
     def _walk_line(
         self, line: str, location: str, agent: AgentInfo | None
@@ -249,8 +294,9 @@ class AnalysisSession:
             event,
             match,
             now,
-            f"{int(now)}.{self._counter}",
+            self._counter,
             self.manager_name,
             self.log_alert_level,
             self._stamp,
+            self._encoder,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..analysis.eventtime import ReplayClock
+from ..analysis.linereader import LineReader
 from ..analysis.session import AnalysisSession, ProcessResult
 from ..ruleset.rules import Rule
 from .common import add_ruleset_options, load_for_cli, new_session
@@ -93,34 +95,31 @@ def _analyze(args: argparse.Namespace, session: AnalysisSession) -> int:
             if path != "-" and not _readable(path):
                 unreadable += 1
                 continue
-            if args.format == "syslog" and out is None:
-                lines += _count_alerts(
-                    session, stack.enter_context(_raw_lines(path, progress)), location, per_rule
-                )
+            if args.format == "syslog":
+                with _line_reader(path, progress) as reader:
+                    if out is None:
+                        _count_alerts(session, reader, location, per_rule)
+                    else:
+                        _write_alerts(session, reader, location, per_rule, out)
+                lines += reader.count
                 continue
-            journald = args.format == "journald"
-            process_alert = session.process_alert
+            # journald: one `journalctl -o json` record per line
             for number, text in enumerate(_read(path, progress), 1):
                 line = text.rstrip("\r\n")
                 if not line:
                     continue
                 lines += 1
-                result: ProcessResult | None
-                if journald:
-                    try:
-                        record = json.loads(line)
-                        if not isinstance(record, dict):
-                            raise ValueError(f"a JSON {type(record).__name__}, not an object")
-                        result = session.process_journald(record, location)
-                    except (ValueError, TypeError) as exc:
-                        print(f"warning: {path}:{number}: not a journal record: {exc}", file=sys.stderr)
-                        continue
-                    if not result.alert:
-                        continue
-                else:
-                    result = process_alert(line, location)
-                    if result is None:
-                        continue
+                result: ProcessResult
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+                    result = session.process_journald(record, location)
+                except (ValueError, TypeError) as exc:
+                    print(f"warning: {path}:{number}: not a journal record: {exc}", file=sys.stderr)
+                    continue
+                if not result.alert:
+                    continue
                 rule = result.match.rule
                 assert rule is not None
                 per_rule[rule] = per_rule.get(rule, 0) + 1
@@ -144,45 +143,42 @@ def _analyze(args: argparse.Namespace, session: AnalysisSession) -> int:
 
 
 def _count_alerts(
-    session: AnalysisSession, raw_lines: Iterable[bytes], location: str, per_rule: dict[Rule, int]
-) -> int:
-    """Analyse syslog lines, counting alerts per rule (no alerts.json); returns the lines analysed.
+    session: AnalysisSession, lines: Iterable[str], location: str, per_rule: dict[Rule, int]
+) -> None:
+    """Analyse syslog lines, counting alerts per rule (no alerts.json).
 
-    The loop of a plain ``tld analyze FILE``, kept apart so that nothing else runs per line.
+    The loop of a plain ``tld analyze FILE``: per alert only its count here.
     """
-    alert_rule = session.alert_rule
-    count = 0
-    for raw in raw_lines:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            continue
-        count += 1
-        rule = alert_rule(line, location)
-        if rule is not None:
-            per_rule[rule] = per_rule.get(rule, 0) + 1
-    return count
+    for rule in session.alert_rules(lines, location):
+        per_rule[rule] = per_rule.get(rule, 0) + 1
+
+
+def _write_alerts(
+    session: AnalysisSession, lines: Iterable[str], location: str, per_rule: dict[Rule, int], out: IO[bytes]
+) -> None:
+    """_count_alerts that also writes each alert's alerts.json line to ``out``."""
+    write = out.write
+    for rule, text in session.alert_lines(lines, location):
+        per_rule[rule] = per_rule.get(rule, 0) + 1
+        if text is not None:
+            write(text)
 
 
 @contextmanager
-def _raw_lines(path: str, progress: _Progress | None) -> Iterator[Iterable[bytes]]:
-    """The lines of ``path`` (- for stdin) as bytes, iterated directly unless progress is shown."""
+def _line_reader(path: str, progress: _Progress | None) -> Iterator[LineReader]:
+    """The non-empty lines of ``path`` (- for stdin) as text; an unreadable file gives none."""
+    advance = progress.advance if progress is not None else None
     if path == "-":
-        yield sys.stdin.buffer
+        yield LineReader(sys.stdin.buffer, advance)
         return
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         print(f"error: {path}: {exc.strerror}", file=sys.stderr)
-        yield ()
+        yield LineReader(io.BytesIO())
         return
     with fh:
-        yield fh if progress is None else _counted(fh, progress)
-
-
-def _counted(lines: Iterable[bytes], progress: _Progress) -> Iterator[bytes]:
-    for raw in lines:
-        progress.advance(len(raw))
-        yield raw
+        yield LineReader(fh, advance)
 
 
 def _size(path: str) -> int:
