@@ -19,6 +19,8 @@ _MONTHS = {
     )
 }
 
+_SECONDS = {f"{second:02d}": second for second in range(60)}
+
 
 @dataclass
 class ReplayClock:
@@ -47,10 +49,13 @@ class ReplayClock:
             return self.last
         if stamp == self._cache_key:
             return self._cache_val
-        if len(stamp) == 15 and stamp.startswith(self._minute_key):
-            seconds = stamp[13:]
-            if seconds.isascii() and seconds.isdigit():
-                value = self._minute_val + int(seconds)
+        if stamp.startswith(self._minute_key):
+            # One lookup for seconds 00-59 (a longer stamp has no key); 60-99 as before it.
+            second = _SECONDS.get(stamp[13:])
+            if second is None and len(stamp) == 15 and stamp[13:].isascii() and stamp[13:].isdigit():
+                second = int(stamp[13:])
+            if second is not None:
+                value = self._minute_val + second
                 self._cache_key, self._cache_val, self.last = stamp, value, value
                 return value
         parsed = self._parse(stamp)

@@ -135,14 +135,9 @@ class AnalysisSession:
         Engine state, alert ids and firedtimes evolve exactly as with process(); only the objects for
         events that are not alerts are never built.
         """
-        walked = self._walk_line(line, location, agent)
-        if walked is None:
-            return None
-        event, now, final, parent_of_final, previous = walked
-        match = self.engine.settle(event, now, final, parent_of_final, previous)
-        if match.rule is None or match.rule.level < self.log_alert_level:
-            return None
-        return self._result(event, match, now)
+        for event, now, node, firedtimes, previous in self._alerting((line,), location, agent):
+            return self._result(event, Match(node.rule, firedtimes, previous, alert=True), now)
+        return None
 
     def alert_rules(
         self, lines: Iterable[str], location: str = "stdin", agent: AgentInfo | None = None
@@ -151,16 +146,7 @@ class AnalysisSession:
 
         The per-line loop of ``tld analyze`` without --alerts: nothing is built for an alert but its rule.
         """
-        walk_line = self._walk_line
-        fire = self.engine.fire
-        level = self.log_alert_level
-        for line in lines:
-            walked = walk_line(line, location, agent)
-            if walked is None:
-                continue
-            fired = fire(*walked)
-            if fired is not None and fired[0].rule.level >= level:
-                yield fired[0].rule
+        return (alert[2].rule for alert in self._alerting(lines, location, agent))
 
     def alert_lines(
         self, lines: Iterable[str], location: str = "stdin", agent: AgentInfo | None = None
@@ -168,24 +154,11 @@ class AnalysisSession:
         """alert_rules with each alert's alerts.json line (newline included; None when the rule says
         no_log): the line process(line).output_line() gives, made without the objects process() makes.
         """
-        walk_line = self._walk_line
-        fire = self.engine.fire
-        level = self.log_alert_level
         encoder = self._encoder
         encode = encoder.line
         agent_part: AgentPart | None = None  # every event here has the same agent: made once
-        for line in lines:
-            walked = walk_line(line, location, agent)
-            if walked is None:
-                continue
-            event, now = walked[0], walked[1]
-            fired = fire(*walked)
-            if fired is None:
-                continue
-            node, firedtimes, previous = fired
+        for event, now, node, firedtimes, previous in self._alerting(lines, location, agent):
             rule = node.rule
-            if rule.level < level:
-                continue
             if "no_log" in rule.options:
                 yield rule, None
                 continue
@@ -195,68 +168,89 @@ class AnalysisSession:
                 )
             yield rule, encode(event, rule, firedtimes, previous, now, self._counter, agent_part)
 
-    def _walk_line(
-        self, line: str, location: str, agent: AgentInfo | None
-    ) -> tuple[Event, float, Node, Node | None, list[Event]] | None:
-        """Pre-decode, decode and walk one line; None when it needs no settling (no rule of level > 0).
+    def _alerting(
+        self, lines: Iterable[str], location: str, agent: AgentInfo | None
+    ) -> Iterator[tuple[Event, float, Node, int, list[Event]]]:
+        """The alerts ``lines`` give, in order: (event, event time, the node that fires, its firedtimes,
+        the correlated events), with the session's counter at that line's value.
 
-        Otherwise (event, time, final node, its parent, correlated events) for RuleEngine.settle or
-        fire. This is the per-line path of tld analyze, so the memo lookup and the walk are written out
-        here rather than shared with _walk.
+        Pre-decodes, decodes, walks and settles each line exactly as process() would. This is the
+        per-line path of tld analyze, so what process() shares through _walk and RuleEngine.settle is
+        written out here, and what every line uses is looked up once.
         """
-        if len(line) > MAX_EVENT_CHARS:
-            line = line[:MAX_EVENT_CHARS]
         memo = self.memo
         clock = self.clock
         replay = clock if type(clock) is ReplayClock else None
-        head = BSD_LINE.match(line)
-        if head is None:
-            event = predecode_event(line, location)
-            key = (event.program_name, event.log)
-            known = memo.young.get(key) or memo.recall(key)
-        else:
-            # bsd_header() written out (the common BSD header).
-            timestamp, host, program, _pid, log = head.groups(default="")
-            if log.startswith("[ID "):
-                log = strip_solaris_id(log)
-            key = (program, log)
-            known = memo.young.get(key) or memo.recall(key)
-            if known is not None and known.quiet and (clock is None or replay is not None):
-                # A remembered walk that ends in no rule or a level-0 rule: settling would change
-                # nothing, so no Event is needed. Only the replay clock's memory (the time of lines
-                # without a timestamp) and the alert counter move, as they would.
+        # A remembered quiet walk may skip the Event unless a clock other than the replay one reads it.
+        skip_quiet = clock is None or replay is not None
+        decode = self.ruleset.decoders.decode
+        walk = self.engine.walk
+        fire = self.engine.fire
+        level = self.log_alert_level
+        match_header = BSD_LINE.match
+        counter = self._counter  # kept in a local, stored before each yield and at the end
+        try:
+            for text in lines:
+                line = text if len(text) <= MAX_EVENT_CHARS else text[:MAX_EVENT_CHARS]
+                head = match_header(line)
+                if head is None:
+                    event = predecode_event(line, location)
+                    key = (event.program_name, event.log)
+                    known = memo.young.get(key) or memo.recall(key)
+                else:
+                    # bsd_header() written out (the common BSD header).
+                    timestamp, host, program, _pid, log = head.groups(default="")
+                    if log.startswith("[ID "):
+                        log = strip_solaris_id(log)
+                    key = (program, log)
+                    known = memo.young.get(key) or memo.recall(key)
+                    if known is not None and known.quiet and skip_quiet:
+                        # A remembered walk that ends in no rule or a level-0 rule: settling would
+                        # change nothing, so no Event is needed. Only the replay clock's memory (the
+                        # time of lines without a timestamp) and the counter move, as they would.
+                        if replay is not None:
+                            replay.time_of(timestamp)
+                        counter += 1
+                        continue
+                    event = Event(line, location, log, program, timestamp, host, True)
+                if agent is not None:
+                    event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
+                if known is None:
+                    lowered = event.log.lower()
+                    decode(event, lowered)
+                else:
+                    known.apply(event)
+                # The clock reads the event after decoding, as in _walk (a ReplayClock only its timestamp).
                 if replay is not None:
-                    replay.time_of(timestamp)
-                self._counter += 1
-                return None
-            event = Event(line, location, log, program, timestamp, host, True)
-        if agent is not None:
-            event.agent_id, event.agent_name, event.agent_ip = agent.id, agent.name, agent.ip
-        if known is None:
-            lowered = event.log.lower()
-            self.ruleset.decoders.decode(event, lowered)
-        else:
-            known.apply(event)
-        # The clock reads the event after decoding, as in _walk (a ReplayClock only its timestamp).
-        if replay is not None:
-            now = replay.time_of(event.timestamp)
-        else:
-            now = clock(event) if clock is not None else time.time()
-        if known is None:
-            walk = self.engine.walk(event, lowered, now)
-            memo.put(key, event, walk)
-            final, parent_of_final, previous = walk.final, walk.parent_of_final, walk.previous
-        elif known.kept:
-            # A remembered walk searched no correlation memory: its previous list is empty, and a fresh
-            # one keeps Match.previous from being shared between events.
-            final, parent_of_final, previous = known.final, known.parent_of_final, []
-        else:
-            walk = self.engine.walk(event, event.log.lower(), now)
-            final, parent_of_final, previous = walk.final, walk.parent_of_final, walk.previous
-        self._counter += 1
-        if final is None or final.rule.level == 0:
-            return None  # settling would change nothing and give no alert
-        return event, now, final, parent_of_final, previous
+                    now = replay.time_of(event.timestamp)
+                else:
+                    now = clock(event) if clock is not None else time.time()
+                if known is None:
+                    walked = walk(event, lowered, now)
+                    memo.put(key, event, walked)
+                    final, parent_of_final, previous = walked.final, walked.parent_of_final, walked.previous
+                elif known.kept:
+                    # A remembered walk searched no correlation memory: its previous list is empty, and
+                    # a fresh one keeps Match.previous from being shared between events.
+                    final, parent_of_final, previous = known.final, known.parent_of_final, []
+                else:
+                    walked = walk(event, event.log.lower(), now)
+                    final, parent_of_final, previous = walked.final, walked.parent_of_final, walked.previous
+                counter += 1
+                if final is None or final.rule.level == 0:
+                    continue  # settling would change nothing and give no alert
+                fired = fire(event, now, final, parent_of_final, previous)
+                if fired is None or fired[0].rule.level < level:
+                    continue
+                self._counter = counter
+                yield event, now, fired[0], fired[1], fired[2]
+                counter = self._counter  # the consumer may have processed lines meanwhile
+        except GeneratorExit:
+            raise  # closed at a yield, where the counter was stored
+        except BaseException:
+            self._counter = counter
+            raise
+        self._counter = counter
 
     def _evaluate(self, event: Event, agent: AgentInfo | None) -> tuple[float, Match]:
         if agent is not None:
