@@ -22,7 +22,7 @@ _MONTHS = {
 _SECONDS = {f"{second:02d}": second for second in range(60)}
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplayClock:
     """Turns header timestamps into epoch seconds; keeps the last good one for lines without."""
 

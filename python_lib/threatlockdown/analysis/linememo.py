@@ -63,15 +63,16 @@ class Outcome:
 class LineMemo:
     """Outcomes by (program name, message), for one ruleset (one analysis session).
 
-    The per-line path looks keys up in ``young`` itself and calls ``recall`` only when that misses.
+    The per-line path looks keys up in ``young`` and ``old`` itself (recall written out), and calls
+    ``keep`` for a hit in ``old``.
     """
 
-    __slots__ = ("_old", "capacity", "young")
+    __slots__ = ("capacity", "old", "young")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         self.young: dict[tuple[str, str], Outcome] = {}
-        self._old: dict[tuple[str, str], Outcome] = {}
+        self.old: dict[tuple[str, str], Outcome] = {}
 
     def get(self, program_name: str, log: str) -> Outcome | None:
         key = (program_name, log)
@@ -79,9 +80,9 @@ class LineMemo:
 
     def recall(self, key: tuple[str, str]) -> Outcome | None:
         """The outcome for ``key`` from the old generation (moved back to the young one), or None."""
-        found = self._old.get(key)
+        found = self.old.get(key)
         if found is not None:
-            self._keep(key, found)
+            self.keep(key, found)
         return found
 
     def put(self, key: tuple[str, str], event: Event, walk: WalkResult) -> None:
@@ -91,17 +92,18 @@ class LineMemo:
             return
         young = self.young
         if len(young) >= self.capacity:
-            self._old = young
+            self.old = young
             young = self.young = {}
         young[key] = Outcome(event, walk)
 
-    def _keep(self, key: tuple[str, str], outcome: Outcome) -> None:
+    def keep(self, key: tuple[str, str], outcome: Outcome) -> None:
+        """Put ``outcome``, found in the old generation, back into the young one."""
         young = self.young
         if len(young) >= self.capacity:
-            self._old = young
+            self.old = young
             young = self.young = {}
         young[key] = outcome
 
     def __len__(self) -> int:
         """Entries held (a message in both generations counts twice)."""
-        return len(self.young) + len(self._old)
+        return len(self.young) + len(self.old)

@@ -196,14 +196,24 @@ class AnalysisSession:
                 if head is None:
                     event = predecode_event(line, location)
                     key = (event.program_name, event.log)
-                    known = memo.young.get(key) or memo.recall(key)
+                    known = memo.young.get(key)
+                    if known is None:
+                        # LineMemo.recall written out.
+                        known = memo.old.get(key)
+                        if known is not None:
+                            memo.keep(key, known)
                 else:
                     # bsd_header() written out (the common BSD header).
                     timestamp, host, program, _pid, log = head.groups(default="")
                     if log.startswith("[ID "):
                         log = strip_solaris_id(log)
                     key = (program, log)
-                    known = memo.young.get(key) or memo.recall(key)
+                    known = memo.young.get(key)
+                    if known is None:
+                        # LineMemo.recall written out.
+                        known = memo.old.get(key)
+                        if known is not None:
+                            memo.keep(key, known)
                     if known is not None and known.quiet and skip_quiet:
                         # A remembered walk that ends in no rule or a level-0 rule: settling would
                         # change nothing, so no Event is needed. Only the replay clock's memory (the
@@ -219,7 +229,12 @@ class AnalysisSession:
                     lowered = event.log.lower()
                     decode(event, lowered)
                 else:
-                    known.apply(event)
+                    # Outcome.apply written out.
+                    event.decoder_name = known.decoder_name
+                    event.decoder_parent = known.decoder_parent
+                    event.decoder_id = known.decoder_id
+                    if known.fields is not None:
+                        event.fields = known.fields.copy()
                 # The clock reads the event after decoding, as in _walk (a ReplayClock only its timestamp).
                 if replay is not None:
                     now = replay.time_of(event.timestamp)
