@@ -20,6 +20,9 @@ from ..ruleset.rules import Rule
 from .common import add_ruleset_options, load_for_cli, new_session
 
 PROGRESS_EVERY = 0.25  # seconds between progress-bar redraws
+# Buffer of an --alerts file: about 1,000 alerts a write(2) instead of 8; on a VM each system call costs
+# microseconds, a tenth of the alerts' cost on the 250,000-line benchmark with the default 8 KiB.
+ALERTS_BUFFER_BYTES = 1 << 20
 
 
 def register(sub: Any) -> None:
@@ -89,7 +92,7 @@ def _analyze(args: argparse.Namespace, session: AnalysisSession) -> int:
         if args.alerts == "-":
             out = sys.stdout.buffer
         elif args.alerts:
-            out = stack.enter_context(open(args.alerts, "wb"))
+            out = stack.enter_context(open(args.alerts, "wb", buffering=ALERTS_BUFFER_BYTES))
         for path in args.files:
             location = args.location or ("stdin" if path == "-" else path)
             if path != "-" and not _readable(path):
