@@ -223,13 +223,7 @@ def alert_object(
         out["previous_output"] = "\n".join(e.full_log for e in match.previous)
     if rule is None or "no_full_log" not in rule.options:
         out["full_log"] = event.full_log
-    pre: dict[str, str] = {}
-    if event.program_name:
-        pre["program_name"] = event.program_name
-    if event.timestamp:
-        pre["timestamp"] = event.timestamp
-    if event.hostname and event.hostname_in_alert:
-        pre["hostname"] = event.hostname
+    pre = predecoder_fields(event)
     if pre:
         out["predecoder"] = pre
     if event.decoder_name:
@@ -242,3 +236,15 @@ def alert_object(
         out["data"] = data_object(event.fields)
     out["location"] = event.location
     return out
+
+
+def predecoder_fields(event: Event) -> dict[str, str]:
+    """The alert's ``predecoder`` object: what the header gave, hostname only where Wazuh shows it."""
+    pre: dict[str, str] = {}
+    if event.program_name:
+        pre["program_name"] = event.program_name
+    if event.timestamp:
+        pre["timestamp"] = event.timestamp
+    if event.hostname and event.hostname_in_alert:
+        pre["hostname"] = event.hostname
+    return pre

@@ -29,6 +29,7 @@ from .alert import (
     describe,
     format_timestamp,
     minute_texts,
+    predecoder_fields,
     static_parts,
 )
 
@@ -292,13 +293,7 @@ def _rest(
         rest["previous_output"] = "\n".join([e.full_log for e in previous])
     if full_log:
         rest["full_log"] = event.full_log
-    pre: dict[str, str] = {}
-    if event.program_name:
-        pre["program_name"] = event.program_name
-    if event.timestamp:
-        pre["timestamp"] = event.timestamp
-    if event.hostname and event.hostname_in_alert:
-        pre["hostname"] = event.hostname
+    pre = predecoder_fields(event)
     if pre:
         rest["predecoder"] = pre
     if decoder is not None:
